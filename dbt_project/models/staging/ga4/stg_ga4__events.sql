@@ -1,0 +1,37 @@
+with
+
+source as (
+
+    select * from {{ source('raw_ga4', 'events') }}
+
+),
+
+renamed as (
+
+    select
+        user_pseudo_id as device_id,
+        nullif(trim(user_id), '') as user_id,
+        event_name,
+        {{ micros_to_timestamp('event_timestamp') }} as event_at,
+        strptime(event_date, '%Y%m%d')::date as event_date,
+        {{ ga4_param('event_params', 'ga_session_id', 'int_value') }} as ga_session_id,
+        {{ ga4_param('event_params', 'page_location') }} as page_location,
+        {{ ga4_param('event_params', 'page_title') }} as page_title,
+        platform,
+        device.category as device_category,
+        device.operating_system as device_operating_system,
+        geo.country as geo_country,
+        geo.city as geo_city,
+        traffic_source.source as first_touch_source,
+        traffic_source.medium as first_touch_medium,
+        {{ micros_to_timestamp('user_first_touch_timestamp') }} as first_touch_at,
+        nullif(trim(ecommerce.transaction_id), '') as transaction_id,
+        ecommerce.purchase_revenue as purchase_revenue,
+        items,
+        _export_day as export_day
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('raw_sheets', 'survey_responses') }}
+
+),
+
+renamed as (
+
+    select
+        _row_number as survey_row,
+        {{ parse_sheet_timestamp('submitted_at') }} as submitted_at,
+        {{ normalize_email('email') }} as email,
+        {{ clean_text('phone') }} as phone_raw,
+        try_cast({{ clean_text('age') }} as integer) as age,
+        {{ clean_text('gender') }} as gender_raw,
+        lower({{ clean_text('education') }}) as education,
+        lower({{ clean_text('profession') }}) as profession,
+        {{ clean_text('income_band') }} as income_band,
+        {{ clean_text('interests') }} as interests_raw,
+        lower({{ clean_text('"values"') }}) as personal_values,
+        lower({{ clean_text('lifestyle') }}) as lifestyle,
+        lower({{ clean_text('preferred_channel') }}) as preferred_channel,
+        lower({{ clean_text('buys_for') }}) as buys_for
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('raw_shop', 'customers') }}
+
+),
+
+renamed as (
+
+    select
+        customer_id,
+        {{ normalize_email('email') }} as email,
+        email as email_raw,
+        {{ clean_text('phone') }} as phone_raw,
+        {{ clean_text('first_name') }} as first_name,
+        {{ clean_text('last_name') }} as last_name,
+        birth_date,
+        {{ clean_text('gender') }} as gender_raw,
+        {{ clean_text('city') }} as city,
+        upper({{ clean_text('country') }}) as country,
+        {{ clean_text('company_name') }} as company_name,
+        marketing_consent,
+        created_at,
+        updated_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,23 @@
+with
+
+source as (
+
+    select * from {{ source('raw_shop', 'email_events') }}
+
+),
+
+renamed as (
+
+    select
+        event_id as email_event_id,
+        {{ normalize_email('email') }} as email,
+        campaign_id,
+        variant,
+        lower(event_type) as event_type,
+        occurred_at
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,30 @@
+with
+
+source as (
+
+    select * from {{ source('raw_shop', 'orders') }}
+
+),
+
+renamed as (
+
+    select
+        order_id,
+        customer_id,
+        {{ normalize_email('email') }} as email,
+        email as email_raw,
+        {{ clean_text('phone') }} as phone_raw,
+        upper({{ clean_text('ship_country') }}) as ship_country,
+        lower(status) as status,
+        lower(channel) as channel,
+        is_gift,
+        total_amount,
+        upper(currency) as currency,
+        ordered_at,
+        updated_at
+
+    from source
+
+)
+
+select * from renamed

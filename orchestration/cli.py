@@ -1,0 +1,102 @@
+"""`cdp run`: the whole pipeline once, through Dagster, with the definitions the UI shows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import dagster as dg
+
+from orchestration.settings import load_settings
+
+JOB = "cdp_pipeline"
+
+
+def _instance(data_dir) -> dg.DagsterInstance:
+    """Runs are recorded where `dagster dev` can show them: DAGSTER_HOME, else the data dir."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    home = data_dir / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.local_temp(tempdir=str(home))
+
+
+def _summary(result: dg.ExecuteInProcessResult) -> list[str]:
+    lines = []
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        meta = {k: v.value for k, v in materialization.metadata.items()}
+        counts = ""
+        if "rows_read" in meta:
+            counts = (
+                f"{meta['rows_read']:>8} read {meta['rows_loaded']:>8} loaded "
+                f"{meta['rows_quarantined']:>5} quarantined"
+            )
+        total = meta.get("dagster/row_count")
+        suffix = f"  ({total} rows in table)" if total is not None else ""
+        lines.append(f"  {materialization.asset_key.to_user_string():<40} {counts}{suffix}")
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = event.event_specific_data
+            if not check.passed:
+                lines.append(
+                    f"  check failed: {check.asset_key.to_user_string()} {check.check_name}"
+                )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    os.environ["CDP_DATA_DIR"] = str(settings.data_dir)  # absolute for dbt and every step
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    print(f"cdp: data dir {settings.data_dir}", flush=True)
+    from orchestration.definitions import defs
+
+    job = defs().resolve_job_def(JOB)
+    run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
+    if args.full_refresh:
+        run_config["ops"] = {
+            "ga4_events": {"config": {"full_refresh": True}},
+            "shop_tables": {"config": {"full_refresh": True}},
+        }
+    started = time.perf_counter()
+    result = job.execute_in_process(
+        instance=_instance(settings.data_dir), run_config=run_config, raise_on_error=False
+    )
+    seconds = time.perf_counter() - started
+    print("\n".join(["cdp: materialized", *_summary(result)]))
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        print(
+            f"cdp: run {result.run_id} FAILED after {seconds:.1f}s (failed steps: "
+            f"{', '.join(failed) or 'see the log above'})",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"cdp: run {result.run_id} succeeded in {seconds:.1f}s; build warehouse "
+        f"{settings.warehouse_path}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cdp", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="run the whole pipeline once")
+    run_parser.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="reload every source from scratch instead of incrementally",
+    )
+    run_parser.add_argument(
+        "--log-level", default="INFO", help="Dagster console log level (DEBUG, INFO, WARNING)"
+    )
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

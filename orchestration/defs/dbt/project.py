@@ -1,0 +1,52 @@
+"""The dbt project, with a manifest that is never stale when definitions load.
+
+A manifest older than the models would silently drop lineage (dbt sources stop depending on
+the extract assets), so it is re-parsed whenever any project file is newer than it.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster_dbt import DbtProject
+
+from orchestration.settings import DBT_PROJECT_DIR, load_settings
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+
+
+def dbt_env() -> dict[str, str]:
+    """The environment dbt runs with: CDP_DATA_DIR made absolute for `profiles.yml`."""
+    return {**os.environ, "CDP_DATA_DIR": str(load_settings().data_dir)}
+
+
+def _newest_source_mtime() -> float:
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        files += (DBT_PROJECT_DIR / folder).rglob("*")
+    return max(f.stat().st_mtime for f in files if f.is_file())
+
+
+def ensure_manifest() -> Path:
+    manifest = dbt_project.manifest_path
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+        subprocess.run(
+            [
+                DBT_EXECUTABLE,
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+            ],
+            check=True,
+            env=dbt_env(),
+            cwd=DBT_PROJECT_DIR,
+        )
+    return manifest
+
+
+ensure_manifest()

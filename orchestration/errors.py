@@ -1,0 +1,37 @@
+"""Source errors: transient ones are retried with backoff, terminal ones fail at once."""
+
+from __future__ import annotations
+
+import logging
+
+import tenacity
+
+log = logging.getLogger("cdp")
+
+
+class SourceError(Exception):
+    """A terminal problem with a source: the message names the source, the object and the fix."""
+
+    def __init__(self, source: str, obj: str, problem: str, fix: str):
+        super().__init__(f"[{source}] {obj}: {problem}. Fix: {fix}")
+        self.source, self.obj = source, obj
+
+
+class TransientSourceError(Exception):
+    """A failure worth retrying (connection reset, HTTP 429 or 5xx)."""
+
+
+def retry_transient(attempts: int = 5, max_wait: float = 20.0):
+    """Bounded exponential backoff with full jitter for `TransientSourceError`."""
+    return tenacity.retry(
+        retry=tenacity.retry_if_exception_type(TransientSourceError),
+        wait=tenacity.wait_random_exponential(multiplier=0.5, max=max_wait),
+        stop=tenacity.stop_after_attempt(attempts),
+        before_sleep=lambda state: log.warning(
+            "transient source error, retry %d/%d: %s",
+            state.attempt_number,
+            attempts,
+            state.outcome.exception(),
+        ),
+        reraise=True,
+    )

@@ -1,0 +1,112 @@
+"""The build warehouse (`warehouse.duckdb`): connections, quarantine and row accounting."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import tenacity
+
+QUARANTINE_DDL = """
+create schema if not exists quarantine;
+create table if not exists quarantine.rejected_rows (
+    source varchar not null,
+    table_name varchar not null,
+    rule varchar not null,
+    reason varchar not null,
+    run_id varchar not null,
+    rejected_at timestamptz not null,
+    record varchar not null
+);
+"""
+
+
+def _is_lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower()
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_lock_conflict),
+    wait=tenacity.wait_random_exponential(multiplier=0.5, max=10),
+    stop=tenacity.stop_after_delay(600),
+    reraise=True,
+)
+def _open(path: Path) -> duckdb.DuckDBPyConnection:
+    """DuckDB allows one writing process: wait for another step (or dbt) to let go."""
+    return duckdb.connect(str(path))
+
+
+@contextlib.contextmanager
+def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(path)
+    try:
+        con.execute(QUARANTINE_DDL)
+        yield con
+    finally:
+        con.close()
+
+
+def quarantine(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    source: str,
+    table_name: str,
+    rule: str,
+    reason_sql: str,
+    rows_sql: str,
+    run_id: str,
+    params: list | None = None,
+) -> int:
+    """Copy the rows of `rows_sql` to quarantine.rejected_rows; `reason_sql` is evaluated per row.
+
+    `record` keeps the whole original row as JSON text so nothing is lost and a fix can be
+    replayed. Returns the number of rows quarantined.
+    """
+    (count,) = con.execute(
+        f"""
+        insert into quarantine.rejected_rows
+        select ?, ?, ?, {reason_sql}, ?, now(), to_json(r)::varchar
+        from ({rows_sql}) as r
+        """,
+        [source, table_name, rule, run_id, *(params or [])],
+    ).fetchone()
+    return count
+
+
+@dataclass
+class LoadStats:
+    """Rows read = rows loaded + rows quarantined, for one table of one run."""
+
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+
+    def __add__(self, other: LoadStats) -> LoadStats:
+        return LoadStats(
+            self.rows_read + other.rows_read,
+            self.rows_loaded + other.rows_loaded,
+            self.rows_quarantined + other.rows_quarantined,
+        )
+
+    def check(self, what: str) -> LoadStats:
+        if self.rows_read != self.rows_loaded + self.rows_quarantined:
+            raise RuntimeError(
+                f"{what}: read {self.rows_read} rows but loaded {self.rows_loaded} and "
+                f"quarantined {self.rows_quarantined}; refusing to lose rows silently"
+            )
+        return self
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "rows_read": self.rows_read,
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+        }
+
+
+def table_row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return con.execute(f"select count(*) from {table}").fetchone()[0]

@@ -66,15 +66,15 @@ def quarantine(
     `record` keeps the whole original row as JSON text so nothing is lost and a fix can be
     replayed. Returns the number of rows quarantined.
     """
-    (count,) = con.execute(
+    return scalar(
+        con,
         f"""
         insert into quarantine.rejected_rows
         select ?, ?, ?, {reason_sql}, ?, now(), to_json(r)::varchar
         from ({rows_sql}) as r
         """,
-        [source, table_name, rule, run_id, *(params or [])],
-    ).fetchone()
-    return count
+        [source, table_name, rule, *(params or []), run_id],
+    )
 
 
 @dataclass
@@ -108,5 +108,12 @@ class LoadStats:
         }
 
 
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
+    """The single value of a query, with the result fully consumed (DuckDB 2 refuses some work
+    on a connection while a result is still open)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return rows[0][0] if rows else None
+
+
 def table_row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    return con.execute(f"select count(*) from {table}").fetchone()[0]
+    return scalar(con, f"select count(*) from {table}")

@@ -37,7 +37,7 @@ GA4_DAYS = 21
 INTRADAY_DAY = GA4_FIRST_DAY + dt.timedelta(days=GA4_DAYS)
 NOW = dt.datetime.combine(INTRADAY_DAY, dt.time(6, 0), dt.UTC)
 HISTORY_START = NOW - dt.timedelta(days=730)
-OUT = Path(__file__).resolve().parent
+OUT = Path(__file__).resolve().parent  # `python seeds/generate.py DIR` writes elsewhere
 
 COUNTRIES = {  # iso: (weight, GA4 country name, currency, cities)
     "US": (40, "United States", "USD", ["New York", "Chicago", "Austin", "Seattle", "Denver"]),
@@ -986,8 +986,7 @@ def ground_truth(persons, orders) -> list[dict]:
 
 
 def main() -> None:
-    for sub in ("ga4", "shop", "sheets"):
-        shutil.rmtree(OUT / sub, ignore_errors=True)
+    shutil.rmtree(OUT / "ga4", ignore_errors=True)  # the CSVs are overwritten in place
     persons = make_persons()
     assign_accounts_and_devices(persons)
     devices_by_person = {p.person_id: p.devices for p in persons}
@@ -1017,4 +1016,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 1:
+        OUT = Path(sys.argv[1]).resolve()
     main()

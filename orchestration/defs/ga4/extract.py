@@ -27,7 +27,7 @@ import duckdb
 import fsspec
 
 from orchestration.errors import SourceError
-from orchestration.warehouse import LoadStats, quarantine
+from orchestration.warehouse import LoadStats, quarantine, scalar
 
 SOURCE = "ga4"
 TABLE = "raw_ga4.events"
@@ -236,7 +236,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> 
             f"{_sql_str(path)}, format='newline_delimited', columns={spec}, ignore_errors=true)"
         )
         all_null = " and ".join(f"{c} is null" for c in GA4_SCHEMA)
-        (broken,) = con.execute(f"select count(*) from _ga4_file where {all_null}").fetchone()
+        broken = scalar(con, f"select count(*) from _ga4_file where {all_null}")
         if broken:  # malformed lines come back as all-NULL rows: keep their text instead
             con.execute(f"delete from _ga4_file where {all_null}")
             con.execute(
@@ -337,7 +337,7 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
                 f"(not json_valid(line) or not list_has_any(json_keys(line), {keys}))",
                 params=[shard.url],
             )
-    (staged,) = con.execute("select count(*) from _ga4_file").fetchone()
+    staged = scalar(con, "select count(*) from _ga4_file")
     bad_int = " or ".join(
         f"({c} is not null and try_cast({c} as BIGINT) is null)" for c in _TOP_LEVEL_INTS
     )
@@ -363,10 +363,11 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
         f"cast({_quote(c)} as {t})" if c in _TOP_LEVEL_INTS else _quote(c)
         for c, t in GA4_SCHEMA.items()
     )
-    (loaded,) = con.execute(
+    loaded = scalar(
+        con,
         f"insert into {TABLE} select {casts}, ?, ?, now() from _ga4_file where not ({invalid})",
         [shard.day, shard.url],
-    ).fetchone()
+    )
     return LoadStats(staged + broken, loaded, quarantined)
 
 

@@ -244,7 +244,9 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
                 rows_sql="select * from _sheet_rejected",
                 params=[f"{where}, tab '{tab.name}'"],
             )
-        con.execute(f"create or replace table {target} as select *, now() as _loaded_at from batch")
+        con.execute(
+            f"create or replace table {target} as select *, now() as _loaded_at from _sheet_batch"
+        )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -24,7 +24,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from orchestration.errors import SourceError, TransientSourceError, retry_transient
-from orchestration.warehouse import LoadStats, quarantine
+from orchestration.warehouse import LoadStats, quarantine, scalar
 
 SOURCE = "shop"
 
@@ -193,15 +193,14 @@ def _watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime | None]
     for name, spec in TABLES.items():
         column = spec.cursor or TABLES[spec.parent].cursor
         source_table = spec.parent or name
-        exists = con.execute(
+        exists = scalar(
+            con,
             "select count(*) from information_schema.tables "
             "where table_schema = 'raw_shop' and table_name = ?",
             [source_table],
-        ).fetchone()[0]
+        )
         marks[name] = (
-            con.execute(f"select max({column}) from raw_shop.{source_table}").fetchone()[0]
-            if exists
-            else None
+            scalar(con, f"select max({column}) from raw_shop.{source_table}") if exists else None
         )
     return marks
 
@@ -352,7 +351,7 @@ def _merge(
             con.execute(f"delete from {target} where {parent_key} in (select k from _shop_parents)")
         else:
             con.execute(f"delete from {target} where ({pk}) in (select {pk} from _shop_new)")
-        (loaded,) = con.execute(f"insert into {target} by name select * from _shop_new").fetchone()
+        loaded = scalar(con, f"insert into {target} by name select * from _shop_new")
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -1,0 +1,49 @@
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+SEEDS = REPO / "seeds"
+PG_ADMIN_URL = os.environ.get(
+    "CDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def unreachable(reason: str):
+    """Skip on a laptop without the server; under CI=true a missing server is a failure."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: tests that need it must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh Postgres database for one test, dropped afterwards."""
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        conn = admin.connect()
+    except sa.exc.OperationalError as exc:
+        unreachable(f"Postgres not reachable at {PG_ADMIN_URL}: {exc.orig}")
+    name = f"cdp_test_{uuid.uuid4().hex[:10]}"
+    conn.execute(sa.text(f'create database "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        conn.close()
+        admin.dispose()
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """An empty CDP_DATA_DIR; every other CDP_* variable at its default."""
+    for name in list(os.environ):
+        if name.startswith("CDP_"):
+            monkeypatch.delenv(name)
+    path = tmp_path / "data"
+    monkeypatch.setenv("CDP_DATA_DIR", str(path))
+    return path

@@ -1,0 +1,184 @@
+import gzip
+import json
+import shutil
+
+import duckdb
+import fsspec
+import pytest
+
+from orchestration.defs.ga4.extract import list_export, sync_export
+from orchestration.errors import SourceError
+from orchestration.warehouse import connect
+
+from .conftest import SEEDS
+
+DEMO = SEEDS / "ga4"
+
+
+def shard_events(con, path: str) -> int:
+    return con.execute(f"select count(*) from read_json('{path}')").fetchone()[0]
+
+
+@pytest.fixture
+def export(tmp_path):
+    """A copy of four demo days: Parquet, Avro, gzipped NDJSON in two files, plain NDJSON."""
+    root = tmp_path / "export"
+    root.mkdir()
+    for name in ("events_20261001", "events_20261003", "events_20261005"):
+        shutil.copytree(DEMO / name, root / name)
+    for path in DEMO.glob("events_20261006-*.json.gz"):  # file-prefix layout
+        shutil.copy(path, root / path.name)
+    return root
+
+
+def count(con, sql: str) -> int:
+    return con.execute(sql).fetchone()[0]
+
+
+def test_every_format_loads_with_ga4_types(export, tmp_path):
+    formats = {p.suffix for p in export.rglob("*.*")}
+    assert {".parquet", ".avro", ".gz", ".json"} <= formats
+    expected = {}
+    with duckdb.connect() as scratch:
+        expected["20261001"] = count(
+            scratch, f"select count(*) from read_parquet('{export}/events_20261001/*')"
+        )
+        expected["20261005"] = sum(
+            shard_events(scratch, str(p)) for p in (export / "events_20261005").iterdir()
+        )
+        expected["20261006"] = sum(
+            shard_events(scratch, str(p)) for p in export.glob("events_20261006-*")
+        )
+    with connect(tmp_path / "w.duckdb") as con:
+        result = sync_export(con, str(export), "run-1")
+        assert result["stats"].rows_quarantined == 0
+        assert result["stats"].rows_read == result["stats"].rows_loaded
+        assert len(result["days_loaded"]) == 4
+        per_day = dict(
+            con.execute(
+                "select strftime(_export_day, '%Y%m%d'), count(*) from raw_ga4.events group by 1"
+            ).fetchall()
+        )
+        for day, n in expected.items():
+            assert per_day[day] == n
+        assert per_day["20261003"] > 0  # the Avro day
+        types = dict(
+            con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'raw_ga4' and table_name = 'events'"
+            ).fetchall()
+        )
+        assert types["event_timestamp"] == "BIGINT"
+        assert types["event_params"].startswith("STRUCT(")
+        assert types["event_params"].endswith("[]")
+        # INT64 carried as JSON strings arrives as integers, nested ones included
+        row = con.execute(
+            "select event_timestamp, list_filter(event_params, lambda p: p.key = "
+            "'ga_session_id')[1].value.int_value from raw_ga4.events "
+            "where _export_day = '2026-10-06' limit 1"
+        ).fetchone()
+        assert isinstance(row[0], int) and row[0] > 1_700_000_000_000_000
+        assert isinstance(row[1], int)
+        # every format produced the same nested shape for purchases
+        purchases = con.execute(
+            "select strftime(_export_day, '%Y%m%d'), count(*) from raw_ga4.events "
+            "where event_name = 'purchase' and ecommerce.transaction_id is not null "
+            "group by 1"
+        ).fetchall()
+        assert {d for d, _ in purchases} == set(per_day)
+
+
+def test_reexported_day_replaces_and_new_days_are_picked_up(export, tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        sync_export(con, str(export), "run-1")
+        before = count(con, "select count(*) from raw_ga4.events")
+        # nothing changed: nothing is read again
+        again = sync_export(con, str(export), "run-2")
+        assert again["days_loaded"] == [] and again["stats"].rows_read == 0
+        # a re-export of 2026-10-05 with one more (late) event
+        day = export / "events_20261005"
+        lines = (day / "000000000000.json").read_text().splitlines()
+        late = json.loads(lines[0])
+        late["event_timestamp"] = str(int(late["event_timestamp"]) + 1)
+        (day / "000000000000.json").write_text("\n".join([*lines, json.dumps(late)]) + "\n")
+        # and a brand-new day
+        shutil.copytree(DEMO / "events_20261007", export / "events_20261007")
+        third = sync_export(con, str(export), "run-3")
+        assert sorted(third["days_loaded"]) == ["events_20261005", "events_20261007"]
+        new_day = count(con, "select count(*) from raw_ga4.events where _export_day='2026-10-07'")
+        assert count(con, "select count(*) from raw_ga4.events") == before + 1 + new_day
+        assert (
+            count(con, "select count(*) from raw_ga4.events where _export_day='2026-10-05'")
+            == len(lines) + 1
+        )
+
+
+def test_daily_shard_supersedes_intraday(tmp_path):
+    export = tmp_path / "export"
+    (export / "events_intraday_20261007").mkdir(parents=True)
+    shutil.copy(
+        DEMO / "events_20261005" / "000000000000.json",
+        export / "events_intraday_20261007" / "000000000000.json",
+    )
+    with connect(tmp_path / "w.duckdb") as con:
+        first = sync_export(con, str(export), "run-1")
+        assert first["days_loaded"] == ["events_intraday_20261007"]
+        shutil.copytree(DEMO / "events_20261007", export / "events_20261007")
+        second = sync_export(con, str(export), "run-2")
+        assert second["days_loaded"] == ["events_20261007"]
+        expected = count(con, f"select count(*) from '{DEMO}/events_20261007/*.parquet'")
+        assert count(con, "select count(*) from raw_ga4.events") == expected
+
+
+def test_broken_lines_and_bad_timestamps_are_quarantined(tmp_path):
+    export = tmp_path / "export" / "events_20261102"
+    export.mkdir(parents=True)
+    good = (DEMO / "events_20261005" / "000000000000.json").read_text().splitlines()
+    bad_ts = json.loads(good[1])
+    bad_ts["event_timestamp"] = "yesterday"
+    lines = [
+        good[0],
+        '{"event_date":"20261102", "event_name": broken',
+        json.dumps(bad_ts),
+        *good[2:10],
+    ]
+    with gzip.open(export / "000000000000.json.gz", "wt") as fh:
+        fh.write("\n".join(lines) + "\n")
+    with connect(tmp_path / "w.duckdb") as con:
+        result = sync_export(con, str(tmp_path / "export"), "run-q")
+        stats = result["stats"]
+        assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (11, 9, 2)
+        rows = con.execute(
+            "select rule, reason, record, run_id from quarantine.rejected_rows order by rule"
+        ).fetchall()
+        assert [r[0] for r in rows] == ["ga4_event_parses", "valid_json"]
+        assert "event_timestamp is not an INT64: yesterday" in rows[0][1]
+        assert json.loads(rows[0][2])["event_timestamp"] == "yesterday"
+        assert "malformed JSON at line 2" in rows[1][1]
+        assert "broken" in rows[1][2]
+        assert {r[3] for r in rows} == {"run-q"}
+
+
+def test_fsspec_url_and_clear_errors(tmp_path):
+    fs = fsspec.filesystem("memory")
+    for path in (DEMO / "events_20261001").iterdir():
+        fs.pipe(f"/export/events_20261001/{path.name}", path.read_bytes())
+    with connect(tmp_path / "w.duckdb") as con:
+        result = sync_export(con, "memory://export", "run-m")
+        assert result["stats"].rows_loaded > 0
+        with pytest.raises(SourceError, match=r"\[ga4\].*does not exist.*CDP_GA4_EXPORT_URI"):
+            sync_export(con, str(tmp_path / "missing"), "run-x")
+    (tmp_path / "empty").mkdir()
+    with (
+        pytest.raises(SourceError, match="no events_YYYYMMDD shards"),
+        connect(tmp_path / "w2.duckdb") as con,
+    ):
+        sync_export(con, str(tmp_path / "empty"), "run-y")
+
+
+def test_listing_reads_both_layouts():
+    _, days = list_export(str(DEMO))
+    shards = [d.shard for d in days]
+    assert "events_20261006" in shards  # file-prefix layout
+    assert shards[-1] == "events_intraday_20261022"
+    assert all(len(d.files) >= 1 for d in days)

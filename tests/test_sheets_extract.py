@@ -1,0 +1,139 @@
+import pytest
+
+from orchestration.defs.sheets.extract import TABS, load_tab, read_tabs
+from orchestration.errors import SourceError
+from orchestration.warehouse import connect
+
+from .conftest import SEEDS
+from .sheets_server import SheetsServer
+
+SHEET_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz_0123456789"
+
+
+def api_tabs() -> dict[str, list[list[str]]]:
+    """The tabs as the API returns them: trailing empty cells left out, leading zeros kept."""
+    return {
+        "survey_responses": [
+            TABS["survey_responses"],
+            ["2026-10-01 10:00:00", "Ann@Example.org ", "0612345678", "41", "F", "master"],
+            [
+                "2026-10-02 11:00:00",
+                "bo@example.org",
+                "",
+                "",
+                "m",
+                "",
+                "",
+                "",
+                "yoga; Running",
+                "",
+                "",
+                "email",
+                "gift",
+            ],
+        ],
+        "b2b_accounts": [TABS["b2b_accounts"], ["Acme", "acme.com", "logistics"]],
+        "privacy_requests": [TABS["privacy_requests"]],
+    }
+
+
+def test_gsheets_batchget_pads_short_rows_and_keeps_text(tmp_path):
+    with SheetsServer(SHEET_ID, api_tabs()) as server, connect(tmp_path / "w.duckdb") as con:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.responses.append(
+            (
+                429,
+                {
+                    "error": {
+                        "code": 429,
+                        "message": "Quota exceeded",
+                        "status": "RESOURCE_EXHAUSTED",
+                    }
+                },
+            )
+        )
+        tabs = read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds)
+        assert len(server.requests) == 2  # the 429, then the retry that succeeded
+        stats = {t.name: load_tab(con, t, "run-1", "sheet") for t in tabs}
+        assert stats["survey_responses"].rows_loaded == 2
+        assert stats["privacy_requests"].rows_loaded == 0
+        row = con.execute(
+            "select phone, age, education, profession, buys_for, _row_number "
+            "from raw_sheets.survey_responses order by _row_number"
+        ).fetchone()
+        assert row == ("0612345678", "41", "master", None, None, 2)
+        types = {
+            r[1]
+            for r in con.execute(
+                "select column_name, data_type from information_schema.columns where "
+                "table_schema = 'raw_sheets' and table_name = 'survey_responses' "
+                "and column_name not like '\\_%' escape '\\'"
+            ).fetchall()
+        }
+        assert types == {"VARCHAR"}
+        assert con.execute("select count(*) from raw_sheets.privacy_requests").fetchone()[0] == 0
+
+
+def test_gsheets_terminal_errors_are_clear(tmp_path):
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.responses.append(
+            (
+                403,
+                {
+                    "error": {
+                        "code": 403,
+                        "message": "The caller does not have permission",
+                        "status": "PERMISSION_DENIED",
+                    }
+                },
+            )
+        )
+        with pytest.raises(SourceError, match=r"\[sheets\].*HTTP 403.*share the spreadsheet"):
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds)
+        assert len(server.requests) == 1  # not retried
+        tabs = api_tabs()
+        del tabs["b2b_accounts"]
+        server.tabs = tabs
+        with pytest.raises(SourceError, match=r"tab 'b2b_accounts'.*tab not found"):
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds)
+        with pytest.raises(SourceError, match="HTTP 404.*spreadsheet id"):
+            read_tabs("gsheets://wrong-id", list(TABS), server.url, creds)
+    with pytest.raises(SourceError, match="malformed Sheets URI"):
+        read_tabs("gsheets://", list(TABS), "http://127.0.0.1:9", None)
+    with pytest.raises(SourceError, match="no usable Google credentials"):
+        read_tabs(
+            f"gsheets://{SHEET_ID}",
+            list(TABS),
+            "http://127.0.0.1:9",
+            str(tmp_path / "missing.json"),
+        )
+
+
+def test_local_csv_folder(tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        for tab in read_tabs(str(SEEDS / "sheets"), list(TABS), "", None):
+            stats = load_tab(con, tab, "run-1", "seeds")
+            assert stats.rows_read == len(tab.rows) - 1 == stats.rows_loaded
+
+
+def test_missing_column_and_overlong_rows(tmp_path):
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    (folder / "b2b_accounts.csv").write_text(
+        "company_name,email_domain,industry,company_size,account_manager\n"
+        "Acme,acme.com,logistics,10-49,Dana\n"
+        "Bolt,bolt.io,energy,10-49,Sam,stray note\n"
+    )
+    (folder / "privacy_requests.csv").write_text("requested_at,email,request_type\n")
+    with connect(tmp_path / "w.duckdb") as con:
+        (b2b,) = read_tabs(str(folder), ["b2b_accounts"], "", None)
+        stats = load_tab(con, b2b, "run-1", str(folder))
+        assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (2, 1, 1)
+        reason = con.execute("select reason from quarantine.rejected_rows").fetchone()[0]
+        assert "row 3 has 6 cells but the header has 5" in reason
+        (privacy,) = read_tabs(str(folder), ["privacy_requests"], "", None)
+        with pytest.raises(SourceError, match=r"tab 'privacy_requests'.*phone missing"):
+            load_tab(con, privacy, "run-1", str(folder))
+    with pytest.raises(SourceError, match="tab 'survey_responses' missing"):
+        read_tabs(str(folder), ["survey_responses"], "", None)

@@ -1,0 +1,147 @@
+import csv
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from orchestration.defs.shop.demo import load_shop_seeds
+from orchestration.defs.shop.extract import TABLES, ShopSource, extract_all
+from orchestration.errors import SourceError
+from orchestration.warehouse import connect
+
+from .conftest import SEEDS
+
+
+def seed_count(table: str) -> int:
+    with (SEEDS / "shop" / f"{table}.csv").open() as fh:
+        return sum(1 for _ in csv.reader(fh)) - 1
+
+
+def counts(con) -> dict[str, tuple[int, int]]:
+    """Rows and distinct primary keys per raw table."""
+    result = {}
+    for name, spec in TABLES.items():
+        key = ", ".join(spec.primary_key)
+        result[name] = con.execute(
+            f"select count(*), count(distinct ({key})) from raw_shop.{name}"
+        ).fetchone()
+    return result
+
+
+def test_postgres_full_then_incremental_merge(postgres_url, tmp_path):
+    engine = sa.create_engine(postgres_url)
+    load_shop_seeds(engine, "shop")
+    source = ShopSource(postgres_url)  # schema defaults to `shop` on Postgres
+    with connect(tmp_path / "w.duckdb") as con:
+        first = extract_all(con, source, list(TABLES), "run-1")
+        for name in TABLES:
+            assert first[name]["mode"] == "full"
+            assert counts(con)[name] == (seed_count(name), seed_count(name))
+        customer = con.execute(
+            "select customer_id, email, marketing_consent, created_at "
+            "from raw_shop.customers order by customer_id limit 1"
+        ).fetchone()
+        assert isinstance(customer[3], dt.datetime) and customer[3].utcoffset() == dt.timedelta(0)
+
+        with engine.begin() as db:
+            db.execute(
+                sa.text(
+                    "update shop.customers set email = 'moved@example.org', "
+                    "updated_at = :now where customer_id = :id"
+                ),
+                {"now": dt.datetime.now(dt.UTC), "id": customer[0]},
+            )
+            order_id = db.execute(
+                sa.text("select order_id from shop.orders order by order_id limit 1")
+            ).scalar()
+            db.execute(
+                sa.text(
+                    "update shop.orders set status = 'refunded', updated_at = now() "
+                    "where order_id = :id"
+                ),
+                {"id": order_id},
+            )
+            db.execute(
+                sa.text("delete from shop.order_items where order_id = :id and line_no > 1"),
+                {"id": order_id},
+            )
+            db.execute(
+                sa.text("update shop.order_items set quantity = 7 where order_id = :id"),
+                {"id": order_id},
+            )
+            db.execute(
+                sa.text(
+                    "insert into shop.customers (customer_id, email, marketing_consent, "
+                    "created_at, "
+                    "updated_at) values (1, ' NEW@Example.org', true, now(), now())"
+                )
+            )
+
+        second = extract_all(con, source, list(TABLES), "run-2")
+        assert all(r["mode"] == "incremental" for r in second.values())
+        # only the overlap window was read, not whole tables
+        assert second["orders"]["stats"].rows_read < seed_count("orders") / 5
+        after = counts(con)
+        assert after["customers"] == (seed_count("customers") + 1,) * 2
+        assert after["orders"] == (seed_count("orders"),) * 2
+        assert (
+            con.execute(
+                "select email from raw_shop.customers where customer_id = ?", [customer[0]]
+            ).fetchone()[0]
+            == "moved@example.org"
+        )
+        assert (
+            con.execute(
+                "select status from raw_shop.orders where order_id = ?", [order_id]
+            ).fetchone()[0]
+            == "refunded"
+        )
+        assert con.execute(
+            "select list(quantity) from raw_shop.order_items where order_id = ?", [order_id]
+        ).fetchone()[0] == [7]
+
+        with engine.begin() as db:
+            db.execute(sa.text("delete from shop.customers where customer_id = 1"))
+        extract_all(con, source, ["customers"], "run-3", full_refresh=True)
+        assert counts(con)["customers"] == (seed_count("customers"),) * 2
+
+
+def test_postgres_errors_name_source_object_and_fix(postgres_url, tmp_path):
+    with connect(tmp_path / "w.duckdb") as con:
+        with pytest.raises(SourceError, match=r"\[shop\] shop.customers: table not found.*Fix"):
+            extract_all(con, ShopSource(postgres_url), ["customers"], "run-1")
+        bad_db = sa.engine.make_url(postgres_url).set(database="cdp_no_such_db")
+        with pytest.raises(SourceError, match=r"\[shop\].*does not exist.*CDP_SHOP_DB_URL"):
+            extract_all(
+                con,
+                ShopSource(bad_db.render_as_string(hide_password=False)),
+                ["customers"],
+                "run-2",
+            )
+    with pytest.raises(SourceError, match="not a usable SQLAlchemy URL"):
+        ShopSource("nosuchdriver://x")
+
+
+def test_sqlite_unparsable_values_are_quarantined(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    engine = sa.create_engine(url)
+    load_shop_seeds(engine)
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "update orders set ordered_at = 'last tuesday' where order_id = "
+                "(select min(order_id) from orders)"
+            )
+        )
+        db.execute(sa.text("update order_items set quantity = 'two' where rowid = 1"))
+    with connect(tmp_path / "w.duckdb") as con:
+        result = extract_all(con, ShopSource(url), list(TABLES), "run-s")
+        orders, items = result["orders"]["stats"], result["order_items"]["stats"]
+        assert (orders.rows_read, orders.rows_quarantined) == (seed_count("orders"), 1)
+        assert orders.rows_loaded == seed_count("orders") - 1
+        assert (items.rows_quarantined, items.rows_loaded) == (1, seed_count("order_items") - 1)
+        reasons = dict(
+            con.execute("select table_name, reason from quarantine.rejected_rows").fetchall()
+        )
+        assert "ordered_at is not a valid TIMESTAMPTZ: last tuesday" in reasons["raw_shop.orders"]
+        assert "quantity is not a valid BIGINT: two" in reasons["raw_shop.order_items"]

@@ -37,8 +37,11 @@ def write_export(root: Path, events: int) -> None:
         sync_export(con, str(SEEDS_DIR / "ga4"), "bench")
         demo = con.execute("select count(*) from raw_ga4.events").fetchall()[0][0]
         copies = -(-events // demo)
-        columns = ", ".join(f'"{c}"' for c in GA4_SCHEMA if c not in (
-            "event_timestamp", "user_pseudo_id", "event_date"))
+        columns = ", ".join(
+            f'"{c}"'
+            for c in GA4_SCHEMA
+            if c not in ("event_timestamp", "user_pseudo_id", "event_date")
+        )
         con.execute(f"""
             create table big as
             select '20260101' as event_date,
@@ -48,17 +51,33 @@ def write_export(root: Path, events: int) -> None:
             limit {events}
         """)
         ints = [c for c, t in GA4_SCHEMA.items() if t == "BIGINT"]
-        as_json = ", ".join(
-            f'"{c}"::varchar as "{c}"' if c in ints else f'"{c}"' for c in GA4_SCHEMA)
+        as_text = ", ".join(
+            f'"{c}"::varchar as "{c}"' if c in ints else f'"{c}"' for c in GA4_SCHEMA
+        )
+        # BigQuery's JSON: INT64 as strings and NULL fields left out entirely.
+        line = "to_json(t)"
+        for pattern, replacement in (
+            ('"[A-Za-z0-9_]+":null,', ""),
+            (',"[A-Za-z0-9_]+":null', ""),
+            ('[{]"[A-Za-z0-9_]+":null[}]', "{}"),
+        ):
+            line = f"regexp_replace({line}, '{pattern}', '{replacement}', 'g')"
         for fmt in ("json", "parquet"):
             day = root / fmt / "events_20260101"
             day.mkdir(parents=True)
             for n, offset in enumerate(range(0, events, ROWS_PER_FILE)):
-                select = as_json if fmt == "json" else "*"
-                target = day / f"{n:012d}.{fmt}"
-                options = "format json" if fmt == "json" else "format parquet, compression zstd"
-                con.execute(f"copy (select {select} from big order by event_timestamp "
-                            f"limit {ROWS_PER_FILE} offset {offset}) to '{target}' ({options})")
+                rows = f"from big order by event_timestamp limit {ROWS_PER_FILE} offset {offset}"
+                if fmt == "json":
+                    con.execute(
+                        f"copy (select {line} from (select {as_text} {rows}) as t) "
+                        f"to '{day / f'{n:012d}.json'}' "
+                        "(format csv, header false, quote '', escape '', delimiter '\x01')"
+                    )
+                else:
+                    con.execute(
+                        f"copy (select * {rows}) to '{day / f'{n:012d}.parquet'}' "
+                        "(format parquet, compression zstd)"
+                    )
 
 
 def time_ga4(root: Path, fmt: str) -> tuple[int, float]:
@@ -80,14 +99,17 @@ def time_shop(admin_url: str, orders: int, root: Path) -> dict[str, float]:
         load_shop_seeds(engine, "shop")
         with engine.begin() as db:
             db.execute(sa.text("truncate shop.orders"))
-            db.execute(sa.text(f"""
+            db.execute(
+                sa.text(f"""
                 insert into shop.orders
                 select g, case when g % 4 = 0 then null else g % 50000 end,
-                       ' Person' || g || '@Example.com ', '+1 415 555 ' || lpad((g % 10000)::text, 4, '0'),
+                       ' Person' || g || '@Example.com ',
+                       '+1 415 555 ' || lpad((g % 10000)::text, 4, '0'),
                        'US', 'delivered', 'web', g % 10 = 0, (g % 500) + 0.99, 'USD',
                        now() - (g || ' minutes')::interval, now() - (g || ' seconds')::interval
                 from generate_series(1, {orders}) as g
-            """))
+            """)
+            )
             db.execute(sa.text("analyze shop.orders"))
         timings = {}
         for attempt in range(2):  # the second round runs on a warm cache
@@ -98,8 +120,14 @@ def time_shop(admin_url: str, orders: int, root: Path) -> dict[str, float]:
             del frame
             with connect(root / f"shop{attempt}.duckdb") as con:
                 started = time.perf_counter()
-                result = extract_table(con, ShopSource(url), "orders", None, "bench",
-                                       overlap=pd.Timedelta(0).to_pytimedelta())
+                result = extract_table(
+                    con,
+                    ShopSource(url),
+                    "orders",
+                    None,
+                    "bench",
+                    overlap=pd.Timedelta(0).to_pytimedelta(),
+                )
                 timings["cdp shop extract"] = time.perf_counter() - started
             assert result["stats"].rows_loaded == orders
         return timings
@@ -113,7 +141,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--orders", type=int, default=1_000_000)
-    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument(
+        "--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="cdp-bench-"))
     try:
@@ -122,11 +152,15 @@ def main() -> None:
         for fmt in ("json", "parquet"):
             rows, seconds = time_ga4(root, fmt)
             label = "GA4 NDJSON" if fmt == "json" else "GA4 Parquet"
-            print(f"| {label} → raw_ga4.events | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} |")
+            print(
+                f"| {label} → raw_ga4.events | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} |"
+            )
         timings = time_shop(args.postgres, args.orders, root)
         for label, seconds in timings.items():
-            print(f"| {label} (Postgres orders) | {args.orders:,} | {seconds:.2f} | "
-                  f"{args.orders / seconds:,.0f} |")
+            print(
+                f"| {label} (Postgres orders) | {args.orders:,} | {seconds:.2f} | "
+                f"{args.orders / seconds:,.0f} |"
+            )
         ratio = timings["pandas.read_sql"] / timings["cdp shop extract"]
         print(f"\nshop extract is {ratio:.1f}x faster than pandas.read_sql")
         threads = duckdb.connect().execute("select current_setting('threads')").fetchall()[0][0]

@@ -44,6 +44,9 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _open(path)
     try:
+        # UTC for text timestamps without an offset; raw tables keep no row order, which
+        # lets DuckDB insert in parallel.
+        con.execute("set TimeZone = 'UTC'; set preserve_insertion_order = false")
         con.execute(QUARANTINE_DDL)
         yield con
     finally:

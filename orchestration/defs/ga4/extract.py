@@ -223,43 +223,53 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _stage_file(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> int:
-    """Read one file into temp table `_ga4_file` (top-level ints as text); return broken lines.
-
-    JSON lines that are not valid JSON are quarantined here with their line number and text.
-    """
+def _relation(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> str:
+    """SQL for the file as GA4_SCHEMA columns; in JSON the top-level ints stay text."""
     if shard.fmt == "json":
         columns = {k: ("VARCHAR" if k in _TOP_LEVEL_INTS else v) for k, v in GA4_SCHEMA.items()}
         spec = "{" + ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in columns.items()) + "}"
-        con.execute(
-            f"create or replace temp table _ga4_file as select * from read_json("
-            f"{_sql_str(path)}, format='newline_delimited', columns={spec}, ignore_errors=true)"
+        # ignore_errors: a malformed line comes back as an all-NULL row, found by _stage_file
+        return (
+            f"read_json({_sql_str(path)}, format='newline_delimited', columns={spec}, "
+            "ignore_errors=true)"
         )
-        all_null = " and ".join(f"{c} is null" for c in GA4_SCHEMA)
-        broken = scalar(con, f"select count(*) from _ga4_file where {all_null}")
-        if broken:  # malformed lines come back as all-NULL rows: keep their text instead
-            con.execute(f"delete from _ga4_file where {all_null}")
-            con.execute(
-                "create or replace temp table _ga4_lines as select "
-                f"row_number() over () as line_no, line from read_csv({_sql_str(path)}, "
-                "columns={'line': 'VARCHAR'}, "
-                f"delim=chr(1), quote='', escape='', header=false, comment='', auto_detect=false)"
-            )
-        return broken
     if shard.fmt == "parquet":
-        relation = f"read_parquet({_sql_str(path)})"
+        source = f"read_parquet({_sql_str(path)})"
     else:
         import polars as pl
 
         con.register("_ga4_avro", pl.read_avro(path).to_arrow())
-        relation = "_ga4_avro"
-    present = {row[0] for row in con.execute(f"describe select * from {relation}").fetchall()}
+        source = "_ga4_avro"
+    present = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
     select = ", ".join(
         f"cast({_quote(c)} as {t}) as {_quote(c)}" if c in present else f"null::{t} as {_quote(c)}"
         for c, t in GA4_SCHEMA.items()
     )
-    con.execute(f"create or replace temp table _ga4_file as select {select} from {relation}")
-    return 0
+    return f"(select {select} from {source})"
+
+
+def _stage_file(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile, relation: str) -> int:
+    """Slow path for a file with bad rows: stage it in temp table `_ga4_file`.
+
+    Malformed JSON lines are moved out of the staged rows into `_ga4_lines` (line number and
+    text) so they can be quarantined as they were written. Returns their number.
+    """
+    con.execute(f"create or replace temp table _ga4_file as select * from {relation}")
+    if shard.fmt != "json":
+        return 0
+    all_null = " and ".join(f"{c} is null" for c in GA4_SCHEMA)
+    broken = scalar(con, f"select count(*) from _ga4_file where {all_null}")
+    if broken:
+        con.execute(f"delete from _ga4_file where {all_null}")
+        con.execute("set preserve_insertion_order = true")  # row_number() is the line number
+        con.execute(
+            "create or replace temp table _ga4_lines as select "
+            f"row_number() over () as line_no, line from read_csv({_sql_str(path)}, "
+            "columns={'line': 'VARCHAR'}, "
+            f"delim=chr(1), quote='', escape='', header=false, comment='', auto_detect=false)"
+        )
+        con.execute("set preserve_insertion_order = false")
+    return broken
 
 
 def _quote(name: str) -> str:
@@ -303,10 +313,34 @@ def load_day(
     return stats
 
 
+_INVALID = " or ".join(
+    ["event_timestamp is null", "event_name is null"]
+    + [f"({c} is not null and try_cast({c} as BIGINT) is null)" for c in _TOP_LEVEL_INTS]
+)
+_CASTS = ", ".join(
+    f"cast({_quote(c)} as {t})" if c in _TOP_LEVEL_INTS else _quote(c)
+    for c, t in GA4_SCHEMA.items()
+)
+
+
 def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
+    """Append one file's events. A cheap first pass (a few columns) looks for bad rows; a
+    clean file (the usual case) is then inserted straight from the file, a file with bad rows
+    goes through the slow path that quarantines them."""
     with _local(fs, shard) as path:
         try:
-            broken = _stage_file(con, path, shard)
+            relation = _relation(con, path, shard)
+            rows, invalid = con.execute(
+                f"select count(*), count(*) filter (where {_INVALID}) from {relation}"
+            ).fetchall()[0]
+            if not invalid:
+                loaded = scalar(
+                    con,
+                    f"insert into {TABLE} select {_CASTS}, ?, ?, now() from {relation}",
+                    [shard.day, shard.url],
+                )
+                return LoadStats(rows, loaded, 0)
+            broken = _stage_file(con, path, shard, relation)
         except duckdb.Error as exc:
             raise SourceError(
                 SOURCE,
@@ -338,10 +372,6 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
                 params=[shard.url],
             )
     staged = scalar(con, "select count(*) from _ga4_file")
-    bad_int = " or ".join(
-        f"({c} is not null and try_cast({c} as BIGINT) is null)" for c in _TOP_LEVEL_INTS
-    )
-    invalid = f"event_timestamp is null or event_name is null or {bad_int}"
     reasons = " || ".join(
         f"case when {c} is not null and try_cast({c} as BIGINT) is null "
         f"then '{c} is not an INT64: ' || {c} || '; ' else '' end"
@@ -356,16 +386,12 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
         reason_sql=f"""rtrim(case when event_timestamp is null then 'event_timestamp missing; '
             else '' end || case when event_name is null then 'event_name missing; ' else '' end
             || {reasons}, '; ') || ' (' || ? || ')'""",
-        rows_sql=f"select * from _ga4_file where {invalid}",
+        rows_sql=f"select * from _ga4_file where {_INVALID}",
         params=[shard.url],
-    )
-    casts = ", ".join(
-        f"cast({_quote(c)} as {t})" if c in _TOP_LEVEL_INTS else _quote(c)
-        for c, t in GA4_SCHEMA.items()
     )
     loaded = scalar(
         con,
-        f"insert into {TABLE} select {casts}, ?, ?, now() from _ga4_file where not ({invalid})",
+        f"insert into {TABLE} select {_CASTS}, ?, ?, now() from _ga4_file where not ({_INVALID})",
         [shard.day, shard.url],
     )
     return LoadStats(staged + broken, loaded, quarantined)

@@ -145,3 +145,35 @@ def test_sqlite_unparsable_values_are_quarantined(tmp_path):
         )
         assert "ordered_at is not a valid TIMESTAMPTZ: last tuesday" in reasons["raw_shop.orders"]
         assert "quantity is not a valid BIGINT: two" in reasons["raw_shop.order_items"]
+
+
+def test_duplicate_keys_in_a_source_without_constraints_are_quarantined(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "create table email_events (event_id bigint, email text, "
+                "campaign_id text, variant text, event_type text, occurred_at text)"
+            )
+        )
+        db.execute(
+            sa.text(
+                "insert into email_events values "
+                "(1, 'a@x.org', 'c1', 'A', 'sent', '2026-10-01 10:00:00+00'), "
+                "(1, 'a@x.org', 'c1', 'A', 'open', '2026-10-01 11:00:00+00'), "
+                "(2, 'b@x.org', 'c1', 'A', 'sent', '2026-10-01 10:00:00+00')"
+            )
+        )
+    with connect(tmp_path / "w.duckdb") as con:
+        stats = extract_all(con, ShopSource(url), ["email_events"], "run-d")["email_events"]
+        assert (
+            stats["stats"].rows_read,
+            stats["stats"].rows_loaded,
+            stats["stats"].rows_quarantined,
+        ) == (3, 2, 1)
+        assert con.execute(
+            "select event_type from raw_shop.email_events where event_id = 1"
+        ).fetchall() == [("open",)]  # the newest version wins
+        rule, record = con.execute("select rule, record from quarantine.rejected_rows").fetchone()
+        assert rule == "unique_primary_key" and '"sent"' in record

@@ -260,6 +260,7 @@ def extract_table(
         full=since is None,
         changed_parents=changed_parents,
         source=source,
+        unique_in_source=[c.name for c in table.primary_key.columns] == list(spec.primary_key),
     )
     return {
         "stats": stats,
@@ -269,7 +270,7 @@ def extract_table(
 
 
 def _merge(
-    con, name, spec, types, run_id, rows_read, *, full, changed_parents, source
+    con, name, spec, types, run_id, rows_read, *, full, changed_parents, source, unique_in_source
 ) -> LoadStats:
     target = f"raw_shop.{name}"
     pk = ", ".join(_quote(c) for c in spec.primary_key)
@@ -306,26 +307,27 @@ def _merge(
             params=[source.describe(name)],
         )
         casts = ", ".join(f"cast({_quote(c)} as {t}) as {_quote(c)}" for c, t in types.items())
-        order = f"{cursor} desc" if cursor else "1"
-        con.execute(
-            f"create or replace temp table _shop_typed as select {casts}, now() as _loaded_at "
-            f"from _shop_text where not ({invalid})"
-        )
-        quarantined += quarantine(
-            con,
-            source=SOURCE,
-            table_name=target,
-            rule="unique_primary_key",
-            run_id=run_id,
-            reason_sql="'duplicate primary key in source, kept the newest (' || ? || ')'",
-            rows_sql=f"select * from _shop_typed qualify row_number() over "
-            f"(partition by {pk} order by {order}) > 1",
-            params=[source.describe(name)],
-        )
-        con.execute(
-            f"create or replace temp table _shop_new as select * from _shop_typed "
-            f"qualify row_number() over (partition by {pk} order by {order}) = 1"
-        )
+        typed = f"select {casts}, now() as _loaded_at from _shop_text where not ({invalid})"
+        if unique_in_source:  # the source enforces the key: no duplicates to look for
+            con.execute(f"create or replace temp view _shop_new as {typed}")
+        else:
+            order = f"{cursor} desc" if cursor else "1"
+            con.execute(f"create or replace temp table _shop_typed as {typed}")
+            quarantined += quarantine(
+                con,
+                source=SOURCE,
+                table_name=target,
+                rule="unique_primary_key",
+                run_id=run_id,
+                reason_sql="'duplicate primary key in source, kept the newest (' || ? || ')'",
+                rows_sql=f"select * from _shop_typed qualify row_number() over "
+                f"(partition by {pk} order by {order}) > 1",
+                params=[source.describe(name)],
+            )
+            con.execute(
+                f"create or replace temp view _shop_new as select * from _shop_typed "
+                f"qualify row_number() over (partition by {pk} order by {order}) = 1"
+            )
         columns = ", ".join(f"{_quote(c)} {t}" for c, t in types.items())
         con.execute("create schema if not exists raw_shop")
         con.execute(f"create table if not exists {target} ({columns}, _loaded_at TIMESTAMPTZ)")

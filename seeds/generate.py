@@ -239,15 +239,20 @@ def typo(email: str) -> str:
     return local[:i] + local[i + 1 :] + "@" + domain if len(local) > 3 else "x" + email
 
 
+USED_PHONES: set[str] = set()
+
+
 def new_phone(country: str) -> phonenumbers.PhoneNumber:
+    """A valid mobile number of the country that no other person has."""
     template = phonenumbers.example_number_for_type(country, phonenumbers.PhoneNumberType.MOBILE)
     digits = str(template.national_number)
     while True:
-        tail = "".join(rng.choice("0123456789") for _ in range(4))
+        tail = "".join(rng.choice("0123456789") for _ in range(6))
         candidate = phonenumbers.PhoneNumber(
-            country_code=template.country_code, national_number=int(digits[:-4] + tail)
+            country_code=template.country_code, national_number=int(digits[:-6] + tail)
         )
-        if phonenumbers.is_valid_number(candidate):
+        if phonenumbers.is_valid_number(candidate) and e164(candidate) not in USED_PHONES:
+            USED_PHONES.add(e164(candidate))
             return candidate
 
 

@@ -1,6 +1,40 @@
-{#- Identifier normalization shared by every staging model (CONTRACT §3). -#}
+{#- Identifier normalization shared by every staging model (CONTRACT §3). Invalid values
+    become NULL; the matching *_problem macro says why, for the identity audit. -#}
+
 {% macro normalize_email(column) -%}
-    nullif(lower(trim({{ column }})), '')
+    case when regexp_full_match(lower(trim({{ column }})), '[^@\s]+@[^@\s]+\.[^@\s]+')
+         then lower(trim({{ column }})) end
+{%- endmacro %}
+
+{% macro email_problem(column) -%}
+    case when nullif(trim({{ column }}), '') is not null
+          and not regexp_full_match(lower(trim({{ column }})), '[^@\s]+@[^@\s]+\.[^@\s]+')
+         then 'not an email address' end
+{%- endmacro %}
+
+{#- The region a phone number is read in: the record's country, else CDP_DEFAULT_PHONE_REGION. -#}
+{% macro phone_region(country_column=none) -%}
+    {%- set default = "'" ~ (env_var('CDP_DEFAULT_PHONE_REGION', 'US') | upper) ~ "'" -%}
+    {%- if country_column -%} coalesce(upper(nullif(trim({{ country_column }}), '')), {{ default }})
+    {%- else -%} {{ default }} {%- endif -%}
+{%- endmacro %}
+
+{#- E.164 via libphonenumber, registered on DuckDB by the project's dbt-duckdb plugin
+    (orchestration/defs/identity/normalize.py). Another warehouse needs its own function. -#}
+{% macro normalize_phone(column, country_column=none) -%}
+    {{ return(adapter.dispatch('normalize_phone', 'cdp')(column, country_column)) }}
+{%- endmacro %}
+
+{% macro default__normalize_phone(column, country_column) -%}
+    cdp_phone_e164({{ column }}, {{ phone_region(country_column) }})
+{%- endmacro %}
+
+{% macro phone_problem(column, country_column=none) -%}
+    {{ return(adapter.dispatch('phone_problem', 'cdp')(column, country_column)) }}
+{%- endmacro %}
+
+{% macro default__phone_problem(column, country_column) -%}
+    cdp_phone_problem({{ column }}, {{ phone_region(country_column) }})
 {%- endmacro %}
 
 {#- Text from hand-edited sources: trimmed, empty means unknown. -#}

@@ -12,7 +12,7 @@ renamed as (
         _row_number as request_row,
         {{ parse_sheet_timestamp('requested_at') }} as requested_at,
         {{ normalize_email('email') }} as email,
-        {{ clean_text('phone') }} as phone_raw,
+        {{ normalize_phone('phone') }} as phone,
         lower({{ clean_text('request_type') }}) as request_type
 
     from source

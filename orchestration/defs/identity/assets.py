@@ -1,0 +1,70 @@
+import time
+
+import dagster as dg
+
+from orchestration.defs.identity.stitch import audit, stitch
+from orchestration.resources import WarehouseResource
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            ["identity", "customer_identities"],
+            group_name="identity",
+            kinds={"duckdb", "sql"},
+            description="One row per identifier with the stable customer_key of its person.",
+            deps=[
+                ["identity", "int_identity__observations"],
+                ["identity", "int_identity__rejected_identifiers"],
+            ],
+        ),
+        dg.AssetSpec(
+            ["identity", "customer_key_merges"],
+            group_name="identity",
+            kinds={"duckdb", "sql"},
+            description="Keys retired because their persons merged, with the surviving key.",
+            deps=[["identity", "int_identity__observations"]],
+        ),
+    ],
+    name="identity_stitching",
+)
+def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    started = time.perf_counter()
+    with warehouse.connect() as con:
+        result = stitch(con, context.run_id)
+        report = audit(con)
+        rejected = dict(
+            con.execute(
+                "select identifier_type || ': ' || problem, count(*) "
+                "from identity.int_identity__rejected_identifiers group by 1 order by 1"
+            ).fetchall()
+        )
+        merges_total = con.execute("select count(*) from identity.customer_key_merges").fetchall()[
+            0
+        ][0]
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"{result.persons} persons from {result.identifiers} identifiers in "
+        f"{result.components.rounds} rounds ({seconds:.1f}s); {result.new_keys} new keys, "
+        f"{result.merges} merges"
+    )
+    yield dg.MaterializeResult(
+        asset_key=["identity", "customer_identities"],
+        metadata={
+            "dagster/row_count": result.identifiers,
+            "persons": result.persons,
+            "new_keys": result.new_keys,
+            "components_rounds": result.components.rounds,
+            "graph_nodes": result.components.nodes,
+            "graph_edges": result.components.edges,
+            "cluster_sizes": report["cluster_sizes"],
+            "largest_clusters": report["largest_clusters"],
+            "guard_hits": report["guard_hits"],
+            "rejected_identifiers": rejected,
+            "seconds": round(seconds, 2),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["identity", "customer_key_merges"],
+        metadata={"dagster/row_count": merges_total, "merges_this_run": result.merges},
+    )

@@ -47,3 +47,30 @@ def data_dir(tmp_path, monkeypatch):
     path = tmp_path / "data"
     monkeypatch.setenv("CDP_DATA_DIR", str(path))
     return path
+
+
+def run_cdp(data_dir: Path, *args: str, **env: str):
+    """`cdp run` in a subprocess, as a user runs it, on the demo unless `env` says otherwise."""
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    clean.pop("DAGSTER_HOME", None)
+    clean.update(env, CDP_DATA_DIR=str(data_dir))
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING", *args],
+        env=clean,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Path:
+    """The build warehouse after one `cdp run` on the demo (shared; open it read-only)."""
+    data_dir = tmp_path_factory.mktemp("demo") / "data"
+    result = run_cdp(data_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return data_dir / "warehouse.duckdb"

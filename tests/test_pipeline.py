@@ -2,7 +2,6 @@
 
 import csv
 import filecmp
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +12,7 @@ import duckdb
 from orchestration.defs.sheets.extract import TABS
 from orchestration.defs.shop.extract import TABLES
 
-from .conftest import REPO, SEEDS
-
-CDP = str(Path(sys.executable).parent / "cdp")
+from .conftest import SEEDS, run_cdp
 
 
 def csv_rows(path: Path) -> int:
@@ -37,26 +34,9 @@ def ga4_events_in_export() -> int:
     return parquet + json_ + avro
 
 
-def run_cdp(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
-    env["CDP_DATA_DIR"] = str(data_dir)
-    env.pop("DAGSTER_HOME", None)
-    return subprocess.run(
-        [CDP, "run", "--log-level", "WARNING", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def test_cdp_run_loads_every_source_completely(tmp_path):
-    data_dir = tmp_path / "data"
-    first = run_cdp(data_dir)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    assert "succeeded" in first.stdout
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+def test_cdp_run_loads_every_source_completely(demo_warehouse):
+    data_dir = demo_warehouse.parent
+    with duckdb.connect(str(demo_warehouse), read_only=True) as con:
 
         def count(table: str) -> int:
             return con.execute(f"select count(*) from {table}").fetchone()[0]
@@ -83,19 +63,7 @@ def test_cdp_run_loads_every_source_completely(tmp_path):
 
 
 def test_cdp_run_fails_loudly_on_a_bad_source(tmp_path):
-    env_dir = tmp_path / "data"
-    result = subprocess.run(
-        [CDP, "run", "--log-level", "WARNING"],
-        env={
-            **{k: v for k, v in os.environ.items() if not k.startswith("CDP_")},
-            "CDP_DATA_DIR": str(env_dir),
-            "CDP_SHEETS_URI": str(tmp_path / "nowhere"),
-        },
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_cdp(tmp_path / "data", CDP_SHEETS_URI=str(tmp_path / "nowhere"))
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "sheets_tabs" in result.stderr
     assert "[sheets]" in result.stdout + result.stderr

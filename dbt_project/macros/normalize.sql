@@ -1,14 +1,19 @@
 {#- Identifier normalization shared by every staging model (CONTRACT §3). Invalid values
     become NULL; the matching *_problem macro says why, for the identity audit. -#}
 
+{#- Trim spaces, tabs, line breaks and no-break spaces (plain trim() only removes spaces). -#}
+{% macro strip(column) -%}
+    trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13) || chr(160))
+{%- endmacro %}
+
 {% macro normalize_email(column) -%}
-    case when regexp_full_match(lower(trim({{ column }})), '[^@\s]+@[^@\s]+\.[^@\s]+')
-         then lower(trim({{ column }})) end
+    case when regexp_full_match(lower({{ strip(column) }}), '[^@\s]+@[^@\s]+\.[^@\s]+')
+         then lower({{ strip(column) }}) end
 {%- endmacro %}
 
 {% macro email_problem(column) -%}
-    case when nullif(trim({{ column }}), '') is not null
-          and not regexp_full_match(lower(trim({{ column }})), '[^@\s]+@[^@\s]+\.[^@\s]+')
+    case when nullif({{ strip(column) }}, '') is not null
+          and not regexp_full_match(lower({{ strip(column) }}), '[^@\s]+@[^@\s]+\.[^@\s]+')
          then 'not an email address' end
 {%- endmacro %}
 
@@ -39,7 +44,7 @@
 
 {#- Text from hand-edited sources: trimmed, empty means unknown. -#}
 {% macro clean_text(column) -%}
-    nullif(trim({{ column }}), '')
+    nullif({{ strip(column) }}, '')
 {%- endmacro %}
 
 {#- Timestamps typed into a sheet: ISO first, then the common day-first and month-first forms. -#}

@@ -49,9 +49,10 @@ def connected_components(
     con.execute(
         f"""
         create or replace temp table _cc_edges as
-        select a, b from ({edges_sql}) where a <> b
-        union
-        select b, a from ({edges_sql}) where a <> b
+        with given as (select a, b from ({edges_sql}) where a <> b)
+        select a, b from given
+        union all
+        select b, a from given
         """
     )
     con.execute(
@@ -64,7 +65,7 @@ def connected_components(
         """
     )
     nodes = scalar(con, "select count(*) from _cc_parent")
-    edges = scalar(con, "select count(*) from _cc_edges") // 2
+    edges = scalar(con, "select count(*) from _cc_edges") // 2  # duplicates count too
     con.execute(f"create or replace table {output} (node bigint, label bigint)")
     result = ComponentsResult(rounds=0, nodes=nodes, edges=edges)
     while True:

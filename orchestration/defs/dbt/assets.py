@@ -1,5 +1,8 @@
+"""dbt, wired twice around the identity step: `dbt_prepare` builds staging and the identity
+inputs, the `identity_stitching` asset clusters them, `dbt_marts` builds the marts on top."""
+
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import dagster as dg
@@ -10,11 +13,16 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.defs.dbt.marts import mart_metadata
 from orchestration.defs.dbt.project import dbt_env, dbt_project
+from orchestration.resources import WarehouseResource
+
+PREPARE = "path:models/staging path:models/intermediate/identity"
+MARTS = "path:models/intermediate/customers path:models/marts path:seeds"
 
 
 class CdpTranslator(DagsterDbtTranslator):
-    """dbt models are grouped by layer folder (staging, identity, marts)."""
+    """dbt models are grouped by layer folder (staging, intermediate, marts)."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
         spec = super().get_asset_spec(manifest, unique_id, project)
@@ -24,13 +32,42 @@ class CdpTranslator(DagsterDbtTranslator):
         return spec
 
 
+TRANSLATOR = CdpTranslator(
+    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+)
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+    os.environ.update(dbt_env())  # dbt inherits this process's environment
+    yield from dbt.cli(["build"], context=context).stream()
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
-    dagster_dbt_translator=CdpTranslator(
-        settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
-    ),
+    select=PREPARE,
+    name="dbt_prepare",
+    dagster_dbt_translator=TRANSLATOR,
 )
-def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    os.environ.update(dbt_env())  # dbt inherits this process's environment
-    yield from dbt.cli(["build"], context=context).stream()
+def dbt_prepare(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    yield from _build(context, dbt)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=MARTS,
+    name="dbt_marts",
+    dagster_dbt_translator=TRANSLATOR,
+)
+def dbt_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    # dbt holds the warehouse while it runs: collect its events, then add each mart's row
+    # count, preview and distributions once it is done.
+    events = list(_build(context, dbt))
+    with warehouse.connect() as con:
+        for event in events:
+            if isinstance(event, dg.Output):
+                extra = mart_metadata(con, context.asset_key_for_output(event.output_name))
+                if extra:
+                    event = event.with_metadata({**event.metadata, **extra})
+            yield event

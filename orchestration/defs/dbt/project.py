@@ -32,20 +32,22 @@ def _newest_source_mtime() -> float:
 def ensure_manifest() -> Path:
     manifest = dbt_project.manifest_path
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
-        subprocess.run(
+        parsed = subprocess.run(
             [
                 DBT_EXECUTABLE,
                 "parse",
-                "--quiet",
                 "--project-dir",
                 str(DBT_PROJECT_DIR),
                 "--profiles-dir",
                 str(DBT_PROJECT_DIR),
             ],
-            check=True,
             env=dbt_env(),
             cwd=DBT_PROJECT_DIR,
+            capture_output=True,
+            text=True,
         )
+        if parsed.returncode != 0:
+            raise RuntimeError(f"dbt parse failed in {DBT_PROJECT_DIR}:\n{parsed.stdout[-4000:]}")
     return manifest
 
 

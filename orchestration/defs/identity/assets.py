@@ -19,6 +19,13 @@ from orchestration.resources import WarehouseResource
             ],
         ),
         dg.AssetSpec(
+            ["identity", "order_keys"],
+            group_name="identity",
+            kinds={"duckdb", "sql"},
+            description="The person (customer_key) behind every shop order.",
+            deps=[["identity", "int_identity__observations"]],
+        ),
+        dg.AssetSpec(
             ["identity", "customer_key_merges"],
             group_name="identity",
             kinds={"duckdb", "sql"},
@@ -39,6 +46,7 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                 "from identity.int_identity__rejected_identifiers group by 1 order by 1"
             ).fetchall()
         )
+        orders_keyed = con.execute("select count(*) from identity.order_keys").fetchall()[0][0]
         merges_total = con.execute("select count(*) from identity.customer_key_merges").fetchall()[
             0
         ][0]
@@ -63,6 +71,10 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
             "rejected_identifiers": rejected,
             "seconds": round(seconds, 2),
         },
+    )
+    yield dg.MaterializeResult(
+        asset_key=["identity", "order_keys"],
+        metadata={"dagster/row_count": orders_keyed},
     )
     yield dg.MaterializeResult(
         asset_key=["identity", "customer_key_merges"],

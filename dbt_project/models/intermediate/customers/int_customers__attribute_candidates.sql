@@ -1,0 +1,85 @@
+{#- Every value any source offers for a profile attribute, with its source and time; the
+    profile keeps one per attribute by the `survivorship` var (dbt_project.yml). -#}
+
+with
+
+identities as (
+
+    select * from {{ source('identity', 'customer_identities') }}
+
+),
+
+accounts as (
+
+    select customers.*, identities.customer_key
+    from {{ ref('stg_shop__customers') }} as customers
+    inner join identities
+        on identities.identifier_type = 'customer_id'
+        and identities.identifier_value = customers.customer_id::varchar
+
+),
+
+orders as (
+
+    select * from {{ ref('int_customers__orders') }}
+
+),
+
+surveys as (
+
+    select surveys.*, coalesce(by_email.customer_key, by_phone.customer_key) as customer_key
+    from {{ ref('stg_sheets__survey_responses') }} as surveys
+    left join identities as by_email
+        on by_email.identifier_type = 'email' and by_email.identifier_value = surveys.email
+    left join identities as by_phone
+        on by_phone.identifier_type = 'phone' and by_phone.identifier_value = surveys.phone
+
+),
+
+candidates as (
+
+    {%- set account_attributes = ['email', 'phone', 'first_name', 'last_name', 'birth_date',
+                                  'city', 'country', 'company_name', 'marketing_consent'] %}
+    {%- for attribute in account_attributes %}
+    select customer_key, '{{ attribute }}' as attribute, {{ attribute }}::varchar as value,
+           'shop_account' as source, updated_at as observed_at
+    from accounts
+    union all
+    {%- endfor %}
+    select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'shop_account', updated_at
+    from accounts
+    {%- for attribute, column in [('email', 'email'), ('phone', 'phone'), ('country', 'ship_country')] %}
+    union all
+    select customer_key, '{{ attribute }}', {{ column }}, 'shop_order', updated_at from orders
+    {%- endfor %}
+    {%- for attribute in ['email', 'phone', 'education', 'profession', 'income_band',
+                          'personal_values', 'lifestyle', 'preferred_channel', 'buys_for'] %}
+    union all
+    select customer_key, '{{ attribute }}', {{ attribute }}, 'survey', submitted_at from surveys
+    {%- endfor %}
+    union all
+    select customer_key, 'interests', interests_raw, 'survey', submitted_at from surveys
+    union all
+    select customer_key, 'survey_age', age::varchar, 'survey', submitted_at from surveys
+    union all
+    select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'survey', submitted_at
+    from surveys
+    union all
+    select identities.customer_key, 'city', events.geo_city, 'ga4', max(events.event_at)
+    from {{ ref('stg_ga4__events') }} as events
+    inner join identities
+        on identities.identifier_type = 'device' and identities.identifier_value = events.device_id
+    where events.geo_city is not null
+    group by identities.customer_key, events.geo_city
+
+)
+
+select
+    customer_key,
+    attribute,
+    value,
+    source,
+    observed_at,
+    {{ survivorship_rank('attribute', 'source') }} as source_rank
+from candidates
+where customer_key is not null and value is not null

@@ -1,0 +1,51 @@
+{#- Order behaviour per person by the business rules (only valid orders count). -#}
+
+with
+
+orders as (
+
+    select * from {{ ref('int_customers__orders') }}
+
+),
+
+category_spend as (
+
+    select orders.customer_key, products.category, sum(items.line_amount) as spend
+    from orders
+    inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
+    inner join {{ ref('stg_shop__products') }} as products using (product_id)
+    where orders.is_valid
+    group by orders.customer_key, products.category
+
+),
+
+favorite_category as (
+
+    select customer_key, category as favorite_category
+    from category_spend
+    qualify row_number() over (partition by customer_key order by spend desc, category) = 1
+
+),
+
+totals as (
+
+    select
+        customer_key,
+        count(*) filter (where is_valid) as orders,
+        coalesce(sum(total_amount) filter (where is_valid), 0) as revenue,
+        min(ordered_at) filter (where is_valid) as first_order_at,
+        max(ordered_at) filter (where is_valid) as last_order_at,
+        count(*) as orders_placed,
+        count(*) filter (where is_gift) as gift_orders
+    from orders
+    group by customer_key
+
+)
+
+select
+    totals.*,
+    case when totals.orders > 0 then round(totals.revenue / totals.orders, 2) end
+        as avg_order_value,
+    favorite_category.favorite_category
+from totals
+left join favorite_category using (customer_key)

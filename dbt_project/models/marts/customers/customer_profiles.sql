@@ -1,0 +1,159 @@
+{#- The golden record: one row per person (customer_key). Attributes by declared
+    survivorship (var `survivorship`), behaviour by the business rules (CONTRACT §4). -#}
+
+with
+
+identities as (
+
+    select * from {{ source('identity', 'customer_identities') }}
+
+),
+
+persons as (
+
+    select
+        customer_key,
+        count(*) as identifiers,
+        min(first_seen_at) as first_seen_at,
+        max(last_seen_at) as last_seen_at
+    from identities
+    group by customer_key
+
+),
+
+ranked as (
+
+    select * from {{ ref('int_customers__attribute_candidates') }}
+    where source_rank is not null
+    qualify row_number() over (
+        partition by customer_key, attribute
+        order by source_rank, observed_at desc nulls last, value
+    ) = 1
+
+),
+
+attributes as (
+
+    {{ survivors('ranked') }}
+
+),
+
+b2b_accounts as (
+
+    select * from {{ ref('stg_sheets__b2b_accounts') }}
+
+),
+
+b2b_by_domain as (
+
+    select identities.customer_key, b2b_accounts.company_name, b2b_accounts.industry
+    from identities
+    inner join b2b_accounts
+        on identities.identifier_type = 'email'
+        and split_part(identities.identifier_value, '@', 2) = b2b_accounts.email_domain
+    qualify row_number() over (
+        partition by identities.customer_key order by b2b_accounts.company_name
+    ) = 1
+
+),
+
+opt_outs as (
+
+    select distinct identities.customer_key
+    from {{ ref('stg_sheets__privacy_requests') }} as requests
+    inner join identities
+        on (identities.identifier_type = 'email' and identities.identifier_value = requests.email)
+        or (identities.identifier_type = 'phone' and identities.identifier_value = requests.phone)
+    where requests.request_type = 'marketing_opt_out'
+
+),
+
+purchases as (
+
+    select * from {{ ref('int_customers__purchases') }}
+
+),
+
+web as (
+
+    select * from {{ ref('int_customers__web_activity') }}
+
+),
+
+email as (
+
+    select * from {{ ref('int_customers__email_engagement') }}
+
+),
+
+joined as (
+
+    select
+        persons.customer_key,
+        attributes.email,
+        attributes.phone,
+        attributes.first_name,
+        attributes.last_name,
+        attributes.birth_date::date as birth_date,
+        coalesce(
+            date_part('year', age({{ as_of_date() }}, attributes.birth_date::date)),
+            attributes.survey_age::integer
+        )::integer as age,
+        coalesce(attributes.gender, 'unknown') as gender,
+        attributes.city,
+        attributes.country,
+        attributes.education,
+        attributes.profession,
+        attributes.income_band,
+        coalesce(
+            list_sort(list_distinct(list_filter(
+                list_transform(
+                    regexp_split_to_array(attributes.interests, '[,;]'),
+                    lambda interest: lower(trim(interest))
+                ),
+                lambda interest: interest <> ''
+            ))),
+            []
+        ) as interests,
+        attributes.personal_values,
+        attributes.lifestyle,
+        attributes.preferred_channel,
+        case when attributes.company_name is not null or b2b_by_domain.customer_key is not null
+             then 'B2B' else 'B2C' end as customer_type,
+        coalesce(attributes.company_name, b2b_by_domain.company_name) as company_name,
+        coalesce(b2b_by_domain.industry, b2b_by_name.industry) as industry,
+        case when attributes.buys_for = 'gift'
+                  or coalesce(purchases.gift_orders, 0) * 2 > coalesce(purchases.orders_placed, 0)
+             then 'indirect' else 'primary' end as buyer_group,
+        persons.first_seen_at,
+        persons.last_seen_at,
+        coalesce(web.sessions, 0) as sessions,
+        coalesce(web.page_views, 0) as page_views,
+        coalesce(purchases.orders, 0) as orders,
+        coalesce(purchases.revenue, 0)::decimal(18, 2) as revenue,
+        purchases.avg_order_value::decimal(18, 2) as avg_order_value,
+        purchases.first_order_at,
+        purchases.last_order_at,
+        purchases.favorite_category,
+        web.preferred_device,
+        web.acquisition_source,
+        web.acquisition_medium,
+        coalesce(email.emails_opened, 0) as emails_opened,
+        coalesce(email.emails_clicked, 0) as emails_clicked,
+        coalesce(attributes.marketing_consent::boolean, false)
+            and opt_outs.customer_key is null
+            and not coalesce(email.unsubscribed, false) as marketing_consent,
+        persons.identifiers
+    from persons
+    left join attributes using (customer_key)
+    left join b2b_by_domain using (customer_key)
+    left join b2b_accounts as b2b_by_name
+        on lower(b2b_by_name.company_name) = lower(attributes.company_name)
+    left join opt_outs using (customer_key)
+    left join purchases using (customer_key)
+    left join web using (customer_key)
+    left join email using (customer_key)
+
+)
+
+select * from joined

@@ -1,0 +1,41 @@
+"""What the Dagster UI shows for each published mart: row count, preview, distributions."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+
+# The marts BI tools read (CONTRACT §4), with the columns whose distribution is worth seeing.
+PUBLISHED_MARTS: dict[str, list[str]] = {
+    "customer_identities": ["identifier_type"],
+    "customer_profiles": ["customer_type", "buyer_group", "gender", "marketing_consent"],
+    "customer_segments": ["rfm_segment", "lifecycle_stage", "value_tier", "engagement_segment"],
+    "segment_personas": ["segment_type"],
+    "customer_key_merges": [],
+    "customer_recommendations": ["rank", "category"],
+}
+
+
+def mart_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict | None:
+    name = key.path[-1]
+    if key.path[0] != "marts" or name not in PUBLISHED_MARTS:
+        return None
+    table = f"marts.{name}"
+    rows = con.execute(f"select count(*) from {table}").fetchall()[0][0]
+    preview = con.execute(f"select * from {table} limit 5").fetch_df()
+    distributions = {
+        column: {
+            str(value): count
+            for value, count in con.execute(
+                f"select {column}, count(*) from {table} group by 1 order by 2 desc, 1 limit 12"
+            ).fetchall()
+        }
+        for column in PUBLISHED_MARTS[name]
+    }
+    metadata = {
+        "dagster/row_count": rows,
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+    }
+    if distributions:
+        metadata["distributions"] = dg.MetadataValue.json(distributions)
+    return metadata

@@ -1,0 +1,58 @@
+"""Publish the marts for BI tools: a new DuckDB file, then an atomic rename (CONTRACT §4).
+
+Readers only ever open `marts.duckdb` read-only, so they see the previous publication or the
+new one in full, never a mix, and never block the nightly writer.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from orchestration.defs.dbt.marts import PUBLISHED_MARTS
+from orchestration.resources import WarehouseResource
+
+
+def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
+    """Copy the marts into `<marts>.new`, flush it to disk, then rename it over `marts_path`."""
+    staging = marts_path.with_name(marts_path.name + ".new")
+    staging.unlink(missing_ok=True)
+    counts = {}
+    with duckdb.connect(str(staging)) as con:
+        con.execute(f"attach '{warehouse_path}' as warehouse (read_only)")
+        for name in PUBLISHED_MARTS:
+            con.execute(f"create table main.{name} as select * from warehouse.marts.{name}")
+            counts[name] = con.execute(f"select count(*) from main.{name}").fetchall()[0][0]
+        con.execute("detach warehouse")
+        con.execute("checkpoint")
+    with open(staging, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(staging, marts_path)
+    directory = os.open(marts_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return counts
+
+
+@dg.asset(
+    key=["published", "marts"],
+    group_name="publish",
+    kinds={"duckdb"},
+    deps=[["marts", name] for name in PUBLISHED_MARTS],
+    description="The six marts in $CDP_DATA_DIR/marts.duckdb, replaced atomically.",
+)
+def published_marts(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    marts_path = Path(warehouse.data_dir) / "marts.duckdb"
+    started = time.perf_counter()
+    counts = publish_marts(warehouse.path, marts_path)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(marts_path)),
+            "tables": counts,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )

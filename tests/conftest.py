@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parent.parent
 SEEDS = REPO / "seeds"
+DEMO_AS_OF = "2026-10-22"
 PG_ADMIN_URL = os.environ.get(
     "CDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -69,8 +70,10 @@ def run_cdp(data_dir: Path, *args: str, **env: str):
 
 @pytest.fixture(scope="session")
 def demo_warehouse(tmp_path_factory) -> Path:
-    """The build warehouse after one `cdp run` on the demo (shared; open it read-only)."""
+    """The build warehouse after one `cdp run` on the demo (shared; open it read-only).
+
+    "Today" is fixed to the morning after the demo's last full export day."""
     data_dir = tmp_path_factory.mktemp("demo") / "data"
-    result = run_cdp(data_dir)
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return data_dir / "warehouse.duckdb"

@@ -12,7 +12,7 @@ import duckdb
 from orchestration.defs.sheets.extract import TABS
 from orchestration.defs.shop.extract import TABLES
 
-from .conftest import SEEDS, run_cdp
+from .conftest import DEMO_AS_OF, SEEDS, run_cdp
 
 
 def csv_rows(path: Path) -> int:
@@ -51,7 +51,7 @@ def test_cdp_run_loads_every_source_completely(demo_warehouse):
         assert count("staging.stg_shop__orders") == count("raw_shop.orders")
         snapshot = {t: count(f"raw_shop.{t}") for t in TABLES}
 
-    second = run_cdp(data_dir)  # incremental: nothing new, nothing duplicated
+    second = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)  # incremental: nothing new, nothing duplicated
     assert second.returncode == 0, second.stderr[-3000:]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         for table, n in snapshot.items():

@@ -2,8 +2,10 @@ import time
 
 import dagster as dg
 
+from orchestration.defs.identity.erasure import erase, privacy_salt
 from orchestration.defs.identity.stitch import audit, stitch
 from orchestration.resources import WarehouseResource
+from orchestration.settings import load_settings
 
 
 @dg.multi_asset(
@@ -37,8 +39,12 @@ from orchestration.resources import WarehouseResource
 )
 def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     started = time.perf_counter()
+    settings = load_settings()
     with warehouse.connect() as con:
         result = stitch(con, context.run_id)
+        erased = erase(con, privacy_salt(settings.data_dir), settings.default_phone_region)
+        if erased["persons"]:
+            context.log.info(f"erasure requests: removed {erased['persons']} person(s): {erased}")
         report = audit(con)
         rejected = dict(
             con.execute(
@@ -46,6 +52,9 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
                 "from identity.int_identity__rejected_identifiers group by 1 order by 1"
             ).fetchall()
         )
+        persons_now, identifiers_now = con.execute(
+            "select count(distinct customer_key), count(*) from identity.customer_identities"
+        ).fetchall()[0]
         orders_keyed = con.execute("select count(*) from identity.order_keys").fetchall()[0][0]
         merges_total = con.execute("select count(*) from identity.customer_key_merges").fetchall()[
             0
@@ -59,8 +68,8 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     yield dg.MaterializeResult(
         asset_key=["identity", "customer_identities"],
         metadata={
-            "dagster/row_count": result.identifiers,
-            "persons": result.persons,
+            "dagster/row_count": identifiers_now,
+            "persons": persons_now,
             "new_keys": result.new_keys,
             "components_rounds": result.components.rounds,
             "graph_nodes": result.components.nodes,
@@ -69,6 +78,7 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
             "largest_clusters": report["largest_clusters"],
             "guard_hits": report["guard_hits"],
             "rejected_identifiers": rejected,
+            "persons_erased": erased["persons"],
             "seconds": round(seconds, 2),
         },
     )

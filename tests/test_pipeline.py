@@ -41,11 +41,21 @@ def test_cdp_run_loads_every_source_completely(demo_warehouse):
         def count(table: str) -> int:
             return con.execute(f"select count(*) from {table}").fetchone()[0]
 
-        assert count("raw_ga4.events") == ga4_events_in_export()
+        erased = dict(
+            con.execute(
+                "select table_name, sum(rows_deleted) from privacy.erasure_log group by 1"
+            ).fetchall()
+        )
+        assert erased["persons"] >= 1  # the demo has erasure requests
+
+        def loaded(table: str) -> int:  # what the run loaded, before erasure removed people
+            return count(table) + erased.get(table, 0)
+
+        assert loaded("raw_ga4.events") == ga4_events_in_export()
         for table in TABLES:
-            assert count(f"raw_shop.{table}") == csv_rows(SEEDS / "shop" / f"{table}.csv")
+            assert loaded(f"raw_shop.{table}") == csv_rows(SEEDS / "shop" / f"{table}.csv")
         for tab in TABS:
-            assert count(f"raw_sheets.{tab}") == csv_rows(SEEDS / "sheets" / f"{tab}.csv")
+            assert loaded(f"raw_sheets.{tab}") == csv_rows(SEEDS / "sheets" / f"{tab}.csv")
         assert count("quarantine.rejected_rows") == 0
         assert count("staging.stg_ga4__events") == count("raw_ga4.events")
         assert count("staging.stg_shop__orders") == count("raw_shop.orders")
@@ -56,10 +66,12 @@ def test_cdp_run_loads_every_source_completely(demo_warehouse):
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         for table, n in snapshot.items():
             assert con.execute(f"select count(*) from raw_shop.{table}").fetchone()[0] == n
-        assert (
-            con.execute("select count(*) from raw_ga4.events").fetchone()[0]
-            == ga4_events_in_export()
+        assert con.execute("select count(*) from raw_ga4.events").fetchone()[0] == (
+            ga4_events_in_export() - erased["raw_ga4.events"]
         )
+        assert not con.execute(  # requests are kept only as salted hashes
+            "select * from raw_sheets.privacy_requests where request_type = 'erasure'"
+        ).fetchall()
 
 
 def test_cdp_run_fails_loudly_on_a_bad_source(tmp_path):

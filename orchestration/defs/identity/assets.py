@@ -42,7 +42,9 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     settings = load_settings()
     with warehouse.connect() as con:
         result = stitch(con, context.run_id)
-        erased = erase(con, privacy_salt(settings.data_dir), settings.default_phone_region)
+        erased = erase(
+            con, privacy_salt(settings.data_dir), settings.default_phone_region, context.run_id
+        )
         if erased["persons"]:
             context.log.info(f"erasure requests: removed {erased['persons']} person(s): {erased}")
         report = audit(con)

@@ -31,6 +31,12 @@ create table if not exists privacy.erased_identifiers (
     recorded_at timestamptz not null,
     primary key (identifier_type, identifier_hash)
 );
+create table if not exists privacy.erasure_log (
+    run_id varchar not null,
+    table_name varchar not null,
+    rows_deleted bigint not null,
+    erased_at timestamptz not null
+);
 """
 
 
@@ -150,8 +156,13 @@ KEYED_TABLES = (
 )
 
 
-def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str) -> dict[str, int]:
-    """Record new erasure requests, find their persons, delete them everywhere."""
+def erase(
+    con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id: str
+) -> dict[str, int]:
+    """Record new erasure requests, find their persons, delete them everywhere.
+
+    Returns the rows deleted per table (also appended to `privacy.erasure_log`, which holds
+    counts only, so operators can account for rows that left the raw tables)."""
     register_phone_functions(con)
     con.execute(DDL)
     digest = "sha256(? || ':' || {kind} || ':' || {value})"
@@ -193,7 +204,11 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str) -> dic
         """
     )
     persons = scalar(con, "select count(*) from _erased_keys")
-    if persons == 0:
+    if persons == 0:  # nobody to remove; the requests themselves still go (hashes stay)
+        con.execute(
+            "delete from raw_sheets.privacy_requests where lower(trim(request_type)) = 'erasure'"
+        )
+        con.execute(f"delete from {requests} where request_type = 'erasure'")
         return {"persons": 0}
     con.execute(
         f"""
@@ -231,6 +246,10 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str) -> dic
             "delete from identity.customer_key_merges where retired_key in "
             "(select customer_key from _erased_keys) or surviving_key in "
             "(select customer_key from _erased_keys)",
+        )
+        con.executemany(
+            "insert into privacy.erasure_log values (?, ?, ?, now())",
+            [[run_id, table, rows] for table, rows in deleted.items()],
         )
         con.execute("commit")
     except BaseException:

@@ -75,9 +75,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    published = dg.AssetKey(["published", "marts"]) in {
+        e.event_specific_data.materialization.asset_key
+        for e in result.get_asset_materialization_events()
+    }
+    if not published:
+        print(
+            f"cdp: run {result.run_id} finished in {seconds:.1f}s but published nothing",
+            file=sys.stderr,
+        )
+        return 1
     print(
-        f"cdp: run {result.run_id} succeeded in {seconds:.1f}s; build warehouse "
-        f"{settings.warehouse_path}"
+        f"cdp: run {result.run_id} succeeded in {seconds:.1f}s; marts published to "
+        f"{settings.marts_path} (build warehouse {settings.warehouse_path})"
     )
     return 0
 

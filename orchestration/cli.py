@@ -11,7 +11,7 @@ import dagster as dg
 
 from orchestration.settings import load_settings
 
-JOB = "cdp_pipeline"
+JOB = "nightly"
 
 
 def _instance(data_dir) -> dg.DagsterInstance:
@@ -47,6 +47,20 @@ def _summary(result: dg.ExecuteInProcessResult) -> list[str]:
     return lines
 
 
+def _failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
+    """Each failed step with the first line of its error: source, object and fix."""
+    failures = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        data = event.event_specific_data
+        message = (data.user_failure_data and data.user_failure_data.description) or (
+            data.error and (data.error.cause or data.error).message
+        )
+        failures.append((event.step_key, (message or "see the log above").strip()))
+    return failures
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     os.environ["CDP_DATA_DIR"] = str(settings.data_dir)  # absolute for dbt and every step
@@ -68,12 +82,9 @@ def run(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     print("\n".join(["cdp: materialized", *_summary(result)]))
     if not result.success:
-        failed = [e.step_key for e in result.all_events if e.is_step_failure]
-        print(
-            f"cdp: run {result.run_id} FAILED after {seconds:.1f}s (failed steps: "
-            f"{', '.join(failed) or 'see the log above'})",
-            file=sys.stderr,
-        )
+        print(f"cdp: run {result.run_id} FAILED after {seconds:.1f}s", file=sys.stderr)
+        for step, message in _failures(result):
+            print(f"  {step}: {message}", file=sys.stderr)
         return 1
     published = dg.AssetKey(["published", "marts"]) in {
         e.event_specific_data.materialization.asset_key

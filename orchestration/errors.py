@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
+import dagster as dg
 import tenacity
 
 log = logging.getLogger("cdp")
@@ -35,3 +37,20 @@ def retry_transient(attempts: int = 5, max_wait: float = 20.0):
         ),
         reraise=True,
     )
+
+
+# Step-level retries for extract assets, on top of the per-request retries above: a source
+# that is down for a minute should not fail the night.
+EXTRACT_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+@contextlib.contextmanager
+def fail_at_once_on_terminal_errors():
+    """A terminal source error fails the step without the retries above: retrying a wrong
+    password or a missing tab only delays the message."""
+    try:
+        yield
+    except SourceError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc

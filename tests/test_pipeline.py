@@ -98,7 +98,7 @@ def test_definitions_load_as_one_connected_graph():
     for model, raw in staging.items():
         parents = graph.get(dg.AssetKey.from_user_string(model)).parent_keys
         assert dg.AssetKey.from_user_string(raw) in parents
-    assert definitions.resolve_job_def("cdp_pipeline") is not None
+    assert definitions.resolve_job_def("nightly") is not None
 
 
 def test_committed_seeds_match_the_generator(tmp_path):

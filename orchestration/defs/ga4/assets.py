@@ -4,6 +4,7 @@ from datetime import datetime
 import dagster as dg
 
 from orchestration.defs.ga4.extract import TABLE, sync_export
+from orchestration.errors import EXTRACT_RETRY_POLICY, fail_at_once_on_terminal_errors
 from orchestration.resources import GA4ExportResource, WarehouseResource
 from orchestration.warehouse import table_row_count
 
@@ -21,6 +22,7 @@ class GA4SyncConfig(dg.Config):
     kinds={"duckdb", "bigquery"},
     description="GA4 / Firebase BigQuery export events, nested fields kept. Incremental by "
     "export day: new and re-exported days are (re)loaded, unchanged days are skipped.",
+    retry_policy=EXTRACT_RETRY_POLICY,
 )
 def ga4_events(
     context: dg.AssetExecutionContext,
@@ -30,7 +32,7 @@ def ga4_events(
 ) -> dg.MaterializeResult:
     days = {datetime.strptime(d, "%Y%m%d").date() for d in config.reload_days}
     started = time.perf_counter()
-    with warehouse.connect() as con:
+    with fail_at_once_on_terminal_errors(), warehouse.connect() as con:
         result = sync_export(
             con,
             ga4_export.uri,

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from orchestration.defs.sheets.extract import TABS, load_tab, read_tabs
+from orchestration.errors import EXTRACT_RETRY_POLICY, fail_at_once_on_terminal_errors
 from orchestration.resources import SheetsResource, WarehouseResource
 from orchestration.warehouse import table_row_count
 
@@ -17,15 +18,18 @@ from orchestration.warehouse import table_row_count
     ],
     can_subset=True,
     name="sheets_tabs",
+    retry_policy=EXTRACT_RETRY_POLICY,
 )
 def sheets_tabs(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, sheets: SheetsResource
 ):
     selected = [t for t in TABS if dg.AssetKey(["raw_sheets", t]) in context.selected_asset_keys]
-    tabs = read_tabs(sheets.uri, selected, sheets.api_url, sheets.credentials_path)
+    with fail_at_once_on_terminal_errors():
+        tabs = read_tabs(sheets.uri, selected, sheets.api_url, sheets.credentials_path)
     with warehouse.connect() as con:
         for tab in tabs:
-            stats = load_tab(con, tab, context.run_id, sheets.uri)
+            with fail_at_once_on_terminal_errors():
+                stats = load_tab(con, tab, context.run_id, sheets.uri)
             context.log.info(
                 f"{tab.name}: {stats.rows_loaded} rows loaded, {stats.rows_quarantined} quarantined"
             )

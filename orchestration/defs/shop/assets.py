@@ -3,6 +3,7 @@ import time
 import dagster as dg
 
 from orchestration.defs.shop.extract import TABLES, extract_all
+from orchestration.errors import EXTRACT_RETRY_POLICY, fail_at_once_on_terminal_errors
 from orchestration.resources import ShopDatabaseResource, WarehouseResource
 from orchestration.warehouse import table_row_count
 
@@ -27,6 +28,7 @@ class ShopSyncConfig(dg.Config):
     ],
     can_subset=True,
     name="shop_tables",
+    retry_policy=EXTRACT_RETRY_POLICY,
 )
 def shop_tables(
     context: dg.AssetExecutionContext,
@@ -37,9 +39,9 @@ def shop_tables(
     import datetime as dt
 
     selected = [n for n in TABLES if dg.AssetKey(["raw_shop", n]) in context.selected_asset_keys]
-    source = shop_db.source()
     started = time.perf_counter()
-    with warehouse.connect() as con:
+    with fail_at_once_on_terminal_errors(), warehouse.connect() as con:
+        source = shop_db.source()
         results = extract_all(
             con,
             source,

@@ -49,7 +49,8 @@ by_co_purchase as (
 
     select purchases.customer_key, similarity.sku,
            sum(similarity.similarity) as score,
-           arg_max(similarity.bought_sku, similarity.similarity) as because_of
+           first(similarity.bought_sku order by similarity.similarity desc,
+                 similarity.bought_sku) as because_of
     from purchases
     inner join similarity on similarity.bought_sku = purchases.sku
     group by purchases.customer_key, similarity.sku

@@ -53,13 +53,27 @@ summary as (
         case when sum(sum(revenue)) over (partition by segment_type) > 0
              then sum(revenue) / sum(sum(revenue)) over (partition by segment_type)
              else 0 end as revenue_share,
-        mode(preferred_channel) filter (where preferred_channel is not null)
-            as preferred_channel,
-        mode(favorite_category) filter (where favorite_category is not null)
-            as favorite_category,
         sum(emails_opened) / nullif(sum(emails_sent), 0) as open_rate
     from by_type
     group by segment_type, segment
+
+),
+
+most_common as (
+
+    -- the most frequent value per segment, ties broken alphabetically (mode() is not stable)
+    {%- for column in ['preferred_channel', 'favorite_category'] %}
+    select segment_type, segment, '{{ column }}' as attribute, {{ column }} as value
+    from by_type
+    where {{ column }} is not null
+    group by segment_type, segment, {{ column }}
+    qualify row_number() over (
+        partition by segment_type, segment order by count(*) desc, {{ column }}
+    ) = 1
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 
 ),
 
@@ -86,6 +100,8 @@ described as (
 
     select
         summary.*,
+        channel.value as preferred_channel,
+        category.value as favorite_category,
         coalesce(interests.top_interests, []) as top_interests,
         case
             when gender_known = 0 then 'People of unknown gender'
@@ -114,6 +130,12 @@ described as (
         || '.' as description
     from summary
     left join interests using (segment_type, segment)
+    left join most_common as channel
+        on channel.segment_type = summary.segment_type and channel.segment = summary.segment
+        and channel.attribute = 'preferred_channel'
+    left join most_common as category
+        on category.segment_type = summary.segment_type and category.segment = summary.segment
+        and category.attribute = 'favorite_category'
 
 )
 

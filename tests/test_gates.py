@@ -1,0 +1,160 @@
+"""Write-audit-publish: a bad night never reaches marts.duckdb; a good one always fully."""
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from .conftest import DEMO_AS_OF, REPO, SEEDS, run_cdp
+
+MARTS = [
+    "customer_identities",
+    "customer_profiles",
+    "customer_segments",
+    "segment_personas",
+    "customer_key_merges",
+    "customer_recommendations",
+]
+
+
+def content_hash(marts: Path) -> str:
+    """Hash of every mart's rows (order-independent), so equal data gives an equal hash."""
+    digest = hashlib.sha256()
+    with duckdb.connect(str(marts), read_only=True) as con:
+        for table in MARTS:
+            (rows,) = con.execute(
+                f"select string_agg(t::varchar, '\n' order by t::varchar) from {table} as t"
+            ).fetchall()[0]
+            digest.update(f"{table}\n{rows}\n".encode())
+    return digest.hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A data dir after one good run, and the content hash of what it published."""
+    data_dir = tmp_path_factory.mktemp("published") / "data"
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return data_dir, content_hash(data_dir / "marts.duckdb")
+
+
+def test_same_inputs_give_identical_marts(published, tmp_path):
+    data_dir, expected = published
+    again = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)  # the same data dir, nothing new
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert content_hash(data_dir / "marts.duckdb") == expected
+    fresh = run_cdp(tmp_path / "data", CDP_AS_OF=DEMO_AS_OF)  # and from scratch
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert content_hash(tmp_path / "data" / "marts.duckdb") == expected
+
+
+def copy_sheets(tmp_path: Path) -> Path:
+    folder = tmp_path / "sheets"
+    shutil.copytree(SEEDS / "sheets", folder)
+    return folder
+
+
+def test_missing_required_column_blocks_and_publishes_nothing(published, tmp_path):
+    data_dir, _ = published
+    before = file_hash(data_dir / "marts.duckdb")
+    sheets = copy_sheets(tmp_path)
+    path = sheets / "survey_responses.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    column = rows[0].index("buys_for")
+    with path.open("w", newline="") as fh:
+        csv.writer(fh).writerows([r[:column] + r[column + 1 :] for r in rows])
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))
+    assert result.returncode == 1
+    assert "buys_for" in result.stderr and "survey_responses" in result.stderr
+    assert file_hash(data_dir / "marts.duckdb") == before
+
+
+def test_failing_dbt_test_builds_nothing_downstream_and_publishes_nothing(published, tmp_path):
+    data_dir, _ = published
+    before = file_hash(data_dir / "marts.duckdb")
+    sheets = copy_sheets(tmp_path)
+    with (sheets / "b2b_accounts.csv").open("a", newline="") as fh:  # a domain listed twice
+        csv.writer(fh).writerow(["Acme Copy", "acme-logistics.com", "logistics", "10-49", "X"])
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        built = con.execute("select count(*) from marts.customer_profiles").fetchall()[0][0]
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))
+    assert result.returncode == 1
+    assert "dbt_prepare" in result.stderr
+    assert file_hash(data_dir / "marts.duckdb") == before
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        # identity and marts were not rebuilt from the bad data
+        assert con.execute("select count(*) from marts.customer_profiles").fetchall()[0][0] == built
+
+
+def test_a_reader_never_blocks_publication_nor_sees_a_mix(published, tmp_path):
+    data_dir, expected = published
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(data_dir / "marts.duckdb")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
+        assert result.returncode == 0, result.stderr[-3000:]
+    finally:
+        reader.send_signal(signal.SIGTERM)
+        out, err = reader.communicate(timeout=60)
+    assert "inconsistent" not in out, out
+    assert content_hash(data_dir / "marts.duckdb") == expected
+
+
+# Holds one read-only connection and keeps checking that profiles and segments agree.
+READER = """
+import signal, sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("open", flush=True)
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+while not stop:
+    p, s = con.execute("select (select count(*) from customer_profiles), "
+                       "(select count(*) from customer_segments)").fetchall()[0]
+    if p != s:
+        print("inconsistent", p, s, flush=True)
+"""
+
+
+def test_killed_run_then_rerun_gives_the_clean_result(published, tmp_path):
+    _, expected = published
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.pop("DAGSTER_HOME", None)
+    env.update(CDP_DATA_DIR=str(data_dir), CDP_AS_OF=DEMO_AS_OF)
+    run = subprocess.Popen(
+        [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "INFO"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    for line in run.stdout:  # wait until dbt builds the marts, then kill everything
+        if "dbt_marts" in line and "dbt build" in line or time.monotonic() > deadline:
+            break
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait(timeout=60)
+    assert not (data_dir / "marts.duckdb").exists()
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert content_hash(data_dir / "marts.duckdb") == expected

@@ -27,6 +27,7 @@ import duckdb
 import fsspec
 
 from orchestration.errors import SourceError
+from orchestration.row_rules import apply_row_rules
 from orchestration.warehouse import LoadStats, quarantine, scalar
 
 SOURCE = "ga4"
@@ -292,6 +293,10 @@ def load_day(
         con.execute(f"delete from {TABLE} where _export_day = ?", [day.day])
         for shard in day.files:
             stats += _load_file(con, fs, shard, run_id)
+        moved = apply_row_rules(con, TABLE, SOURCE, run_id, where=f"_export_day = '{day.day}'")
+        stats = LoadStats(
+            stats.rows_read, stats.rows_loaded - moved, stats.rows_quarantined + moved
+        )
         stats.check(f"GA4 shard {day.shard}")
         con.execute(
             "insert or replace into raw_ga4._shards values (?, ?, ?, ?, ?, ?, ?, ?, now())",

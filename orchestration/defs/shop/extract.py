@@ -24,6 +24,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from orchestration.errors import SourceError, TransientSourceError, retry_transient
+from orchestration.row_rules import apply_row_rules
 from orchestration.warehouse import LoadStats, quarantine, scalar
 
 SOURCE = "shop"
@@ -354,6 +355,9 @@ def _merge(
         else:
             con.execute(f"delete from {target} where ({pk}) in (select {pk} from _shop_new)")
         loaded = scalar(con, f"insert into {target} by name select * from _shop_new")
+        # the rows just merged carry this transaction's now() as _loaded_at
+        moved = apply_row_rules(con, target, SOURCE, run_id, where="_loaded_at = now()")
+        loaded, quarantined = loaded - moved, quarantined + moved
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

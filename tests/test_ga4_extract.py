@@ -182,3 +182,18 @@ def test_listing_reads_both_layouts():
     assert "events_20261006" in shards  # file-prefix layout
     assert shards[-1] == "events_intraday_20261022"
     assert all(len(d.files) >= 1 for d in days)
+
+
+def test_parquet_without_a_required_column_is_schema_drift(tmp_path):
+    day = tmp_path / "export" / "events_20261101"
+    day.mkdir(parents=True)
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * exclude (event_name) from "
+            f"read_parquet('{DEMO}/events_20261001/*.parquet')) to '{day}/000000000000.parquet'"
+        )
+    with (
+        pytest.raises(SourceError, match="schema drift, required column.*event_name"),
+        connect(tmp_path / "w.duckdb") as con,
+    ):
+        sync_export(con, str(tmp_path / "export"), "run-d")

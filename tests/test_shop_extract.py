@@ -154,7 +154,7 @@ def test_duplicate_keys_in_a_source_without_constraints_are_quarantined(tmp_path
         db.execute(
             sa.text(
                 "create table email_events (event_id bigint, email text, "
-                "campaign_id text, variant text, event_type text, occurred_at text)"
+                "campaign_id text, variant text, event_type text, occurred_at timestamp)"
             )
         )
         db.execute(
@@ -177,3 +177,35 @@ def test_duplicate_keys_in_a_source_without_constraints_are_quarantined(tmp_path
         ).fetchall() == [("open",)]  # the newest version wins
         rule, record = con.execute("select rule, record from quarantine.rejected_rows").fetchone()
         assert rule == "unique_primary_key" and '"sent"' in record
+
+
+def test_schema_drift_blocks_removed_or_retyped_columns_and_reports_added_ones(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    engine = sa.create_engine(url)
+    load_shop_seeds(engine)
+    with engine.begin() as db:
+        db.execute(sa.text("alter table customers add column loyalty_tier text"))
+    with connect(tmp_path / "w.duckdb") as con:
+        result = extract_all(con, ShopSource(url), ["customers"], "run-1")
+        assert result["customers"]["columns_added"] == ["loyalty_tier"]
+        with engine.begin() as db:
+            db.execute(sa.text("alter table orders drop column ship_country"))
+            db.execute(sa.text("alter table order_items rename to order_items_old"))
+            db.execute(
+                sa.text(
+                    "create table order_items (order_id bigint, line_no int, "
+                    "product_id bigint, quantity text, unit_price numeric(12, 2))"
+                )
+            )
+        with pytest.raises(
+            SourceError,
+            match=r"\[shop\] orders: schema drift, required "
+            r"column\(s\) missing: ship_country",
+        ):
+            extract_all(con, ShopSource(url), ["orders"], "run-2")
+        with pytest.raises(
+            SourceError,
+            match=r"order_items: schema drift, column\(s\) retyped: "
+            r"quantity is VARCHAR, expected BIGINT",
+        ):
+            extract_all(con, ShopSource(url), ["order_items"], "run-2")

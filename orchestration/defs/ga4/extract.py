@@ -96,6 +96,7 @@ GA4_SCHEMA: dict[str, str] = {
 # Top-level INT64 columns arrive as JSON strings: read them as text and cast in SQL, so a
 # value that is not an integer quarantines its row instead of failing the whole file.
 _TOP_LEVEL_INTS = [name for name, kind in GA4_SCHEMA.items() if kind == "BIGINT"]
+REQUIRED_COLUMNS = ("event_date", "event_timestamp", "event_name", "user_pseudo_id")
 _LOAD_COLUMNS = {"_export_day": "DATE", "_source_file": "VARCHAR", "_loaded_at": "TIMESTAMPTZ"}
 
 _SHARD = re.compile(r"(?:^|/)events_(intraday_)?(\d{8})(?=[/_\-.]|$)")
@@ -242,6 +243,14 @@ def _relation(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> st
         con.register("_ga4_avro", pl.read_avro(path).to_arrow())
         source = "_ga4_avro"
     present = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
+    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    if missing:
+        raise SourceError(
+            SOURCE,
+            shard.url,
+            f"schema drift, required column(s) missing: {', '.join(missing)}",
+            "re-export the day with GA4's full schema",
+        )
     select = ", ".join(
         f"cast({_quote(c)} as {t}) as {_quote(c)}" if c in present else f"null::{t} as {_quote(c)}"
         for c, t in GA4_SCHEMA.items()

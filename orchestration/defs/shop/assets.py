@@ -60,6 +60,7 @@ def shop_tables(
                 **result["stats"].as_metadata(),
                 "dagster/row_count": totals[name],
                 "mode": result["mode"],
+                "columns_added": ", ".join(result["columns_added"]) or "none",
                 "changed_since": result["since"] or "everything",
                 "source_table": source.describe(name),
                 "dialect": source.engine.dialect.name,

@@ -44,6 +44,62 @@ TABLES: dict[str, TableSpec] = {
     "order_items": TableSpec(("order_id", "line_no"), None, parent="orders"),
     "email_events": TableSpec(("event_id",), "occurred_at"),
 }
+# The contract's columns (CONTRACT §2.2) and the type family each must land as. A missing or
+# retyped one blocks the load (schema drift); columns beyond these are loaded and reported.
+REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
+    "customers": {
+        "customer_id": "BIGINT",
+        "email": "VARCHAR",
+        "phone": "VARCHAR",
+        "first_name": "VARCHAR",
+        "last_name": "VARCHAR",
+        "birth_date": "DATE",
+        "gender": "VARCHAR",
+        "city": "VARCHAR",
+        "country": "VARCHAR",
+        "company_name": "VARCHAR",
+        "marketing_consent": "BOOLEAN",
+        "created_at": "TIMESTAMPTZ",
+        "updated_at": "TIMESTAMPTZ",
+    },
+    "products": {
+        "product_id": "BIGINT",
+        "sku": "VARCHAR",
+        "name": "VARCHAR",
+        "category": "VARCHAR",
+        "price": "DECIMAL",
+        "updated_at": "TIMESTAMPTZ",
+    },
+    "orders": {
+        "order_id": "BIGINT",
+        "customer_id": "BIGINT",
+        "email": "VARCHAR",
+        "phone": "VARCHAR",
+        "ship_country": "VARCHAR",
+        "status": "VARCHAR",
+        "channel": "VARCHAR",
+        "is_gift": "BOOLEAN",
+        "total_amount": "DECIMAL",
+        "currency": "VARCHAR",
+        "ordered_at": "TIMESTAMPTZ",
+        "updated_at": "TIMESTAMPTZ",
+    },
+    "order_items": {
+        "order_id": "BIGINT",
+        "line_no": "BIGINT",
+        "product_id": "BIGINT",
+        "quantity": "BIGINT",
+        "unit_price": "DECIMAL",
+    },
+    "email_events": {
+        "event_id": "BIGINT",
+        "email": "VARCHAR",
+        "campaign_id": "VARCHAR",
+        "variant": "VARCHAR",
+        "event_type": "VARCHAR",
+        "occurred_at": "TIMESTAMPTZ",
+    },
+}
 _TERMINAL_HINTS = (
     "authentication failed",
     "does not exist",
@@ -188,6 +244,28 @@ class ShopSource:
         return rows
 
 
+def check_schema(source: ShopSource, name: str, types: dict[str, str]) -> list[str]:
+    """Block on a missing or retyped contract column; return the columns beyond the contract."""
+    expected = REQUIRED_COLUMNS[name]
+    missing = [c for c in expected if c not in types]
+    retyped = [
+        f"{c} is {types[c]}, expected {kind}"
+        for c, kind in expected.items()
+        if c in types and not types[c].startswith(kind)
+    ]
+    if missing or retyped:
+        problems = ([f"required column(s) missing: {', '.join(missing)}"] if missing else []) + (
+            [f"column(s) retyped: {'; '.join(retyped)}"] if retyped else []
+        )
+        raise SourceError(
+            SOURCE,
+            source.describe(name),
+            "schema drift, " + "; ".join(problems),
+            "restore the column(s) and type(s) of CONTRACT §2.2 in the source",
+        )
+    return [c for c in types if c not in expected]
+
+
 def _watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime | None]:
     """The newest cursor value already loaded, per table (None: table not loaded yet)."""
     marks = {}
@@ -237,6 +315,7 @@ def extract_table(
         else:
             where = table.c[spec.cursor] >= since
     types = {c.name: duckdb_type(c) for c in table.columns}
+    added = check_schema(source, name, types)
 
     @retry_transient()
     def fetch(path: str) -> int:
@@ -265,6 +344,7 @@ def extract_table(
     )
     return {
         "stats": stats,
+        "columns_added": added,
         "mode": "full" if since is None else "incremental",
         "since": since.isoformat() if since else None,
     }

@@ -86,8 +86,10 @@ def test_failing_dbt_test_builds_nothing_downstream_and_publishes_nothing(publis
     data_dir, _ = published
     before = file_hash(data_dir / "marts.duckdb")
     sheets = copy_sheets(tmp_path)
-    with (sheets / "b2b_accounts.csv").open("a", newline="") as fh:  # a domain listed twice
-        csv.writer(fh).writerow(["Acme Copy", "acme-logistics.com", "logistics", "10-49", "X"])
+    # the same domain twice, spelled differently: the raw suite passes, but the staging
+    # model normalizes both to one domain and its dbt uniqueness test fails
+    with (sheets / "b2b_accounts.csv").open("a", newline="") as fh:
+        csv.writer(fh).writerow(["Acme Copy", "@Acme-Logistics.com", "logistics", "10-49", "X"])
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         built = con.execute("select count(*) from marts.customer_profiles").fetchall()[0][0]
     result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from orchestration.defs.shop.demo import load_shop_seeds
 
-from .conftest import SEEDS, run_cdp
+from .conftest import DEMO_AS_OF, SEEDS, run_cdp
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +229,7 @@ def first_part(tmp_path):
 
 def test_keys_stay_stable_as_data_arrives(tmp_path):
     data_dir = tmp_path / "data"
-    first = run_cdp(data_dir, **first_part(tmp_path))
+    first = run_cdp(data_dir, CDP_AS_OF=CUTOFF[:10], **first_part(tmp_path))
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         before = dict(
@@ -239,7 +239,7 @@ def test_keys_stay_stable_as_data_arrives(tmp_path):
                 "from identity.customer_identities"
             ).fetchall()
         )
-    full = run_cdp(data_dir)  # the whole demo, into the same data dir
+    full = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)  # the whole demo, same data dir
     assert full.returncode == 0, full.stdout[-2000:] + full.stderr[-2000:]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         after = dict(

@@ -4,7 +4,8 @@ The source is a local folder of `<tab>.csv` files or `gsheets://<spreadsheet_id>
 Sheets API v4 `values.batchGet` call (service account from GOOGLE_APPLICATION_CREDENTIALS,
 base URL from CDP_SHEETS_API_URL). Values stay text exactly as displayed, so leading zeros and
 odd dates survive for staging to interpret. Rows shorter than the header (the API omits
-trailing empty cells) are padded with NULLs; a row longer than the header is quarantined.
+trailing empty cells) are padded with NULLs, and an empty cell is NULL too; a row longer than
+the header is quarantined.
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
         if len(row) > width and any(cell.strip() for cell in row[width:]):
             too_long.append({"row_number": number, "cells": row})
             continue
-        good.append([*row[:width], *([None] * (width - len(row)))] + [number])
+        cells = [cell if cell != "" else None for cell in row[:width]]  # empty cell: no value
+        good.append([*cells, *([None] * (width - len(cells)))] + [number])
     columns = list(zip(*good, strict=True)) if good else [[] for _ in range(width + 1)]
     names = [*header, "_row_number"]
     types = [pa.string()] * width + [pa.int32()]

@@ -41,8 +41,9 @@ def _summary(result: dg.ExecuteInProcessResult) -> list[str]:
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             if not check.passed:
+                why = f": {check.description}" if check.description else ""
                 lines.append(
-                    f"  check failed: {check.asset_key.to_user_string()} {check.check_name}"
+                    f"  check failed: {check.asset_key.to_user_string()} {check.check_name}{why}"
                 )
     return lines
 

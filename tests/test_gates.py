@@ -12,6 +12,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import sqlalchemy as sa
+
+from orchestration.defs.shop.demo import load_shop_seeds
 
 from .conftest import DEMO_AS_OF, REPO, SEEDS, run_cdp
 
@@ -160,3 +163,26 @@ def test_killed_run_then_rerun_gives_the_clean_result(published, tmp_path):
     result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
     assert result.returncode == 0, result.stderr[-3000:]
     assert content_hash(data_dir / "marts.duckdb") == expected
+
+
+def test_failing_suite_blocks_with_the_expectation_and_sample_keys(published, tmp_path):
+    data_dir, _ = published
+    before = file_hash(data_dir / "marts.duckdb")
+    shop = tmp_path / "shop.sqlite"
+    engine = sa.create_engine(f"sqlite:///{shop}")
+    load_shop_seeds(engine)
+    with engine.begin() as db:  # a feed that lost most emails: a dataset-level problem
+        db.execute(
+            sa.text(
+                "update customers set email = 'unknown', updated_at = "
+                "'2026-10-22 05:30:00+00' where customer_id % 5 = 0"
+            )
+        )
+    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHOP_DB_URL=f"sqlite:///{shop}")
+    assert result.returncode == 1
+    assert (
+        "raw_shop/customers great_expectations: expect_column_values_to_match_regex on "
+        "email" in result.stdout
+    )
+    assert "customer_id" in result.stdout  # sample keys
+    assert file_hash(data_dir / "marts.duckdb") == before

@@ -38,6 +38,30 @@ def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
     return counts
 
 
+def run_problems(context: dg.AssetExecutionContext) -> list[str]:
+    """Everything in this run that must stop publication: failed steps, failed checks, and
+    assets that were planned but not materialized (skipped after a blocking check)."""
+    events = [r.dagster_event for r in context.instance.all_logs(context.run_id)]
+    events = [e for e in events if e is not None]
+    planned, materialized, problems = set(), set(), []
+    for event in events:
+        kind = event.event_type_value
+        if kind == "ASSET_MATERIALIZATION_PLANNED":
+            planned.add(event.asset_key)
+        elif kind == "ASSET_MATERIALIZATION":
+            materialized.add(event.asset_key)
+        elif kind == "STEP_FAILURE":
+            problems.append(f"step {event.step_key} failed")
+        elif kind == "ASSET_CHECK_EVALUATION" and not event.event_specific_data.passed:
+            check = event.event_specific_data
+            if check.severity != dg.AssetCheckSeverity.ERROR:
+                continue  # a warning is reported, not blocking
+            problems.append(f"check {check.asset_key.to_user_string()}:{check.check_name} failed")
+    skipped = planned - materialized - {context.asset_key}
+    problems += [f"{key.to_user_string()} was not built" for key in sorted(skipped)]
+    return problems
+
+
 @dg.asset(
     key=["published", "marts"],
     group_name="publish",
@@ -45,7 +69,15 @@ def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
     deps=[["marts", name] for name in PUBLISHED_MARTS],
     description="The six marts in $CDP_DATA_DIR/marts.duckdb, replaced atomically.",
 )
-def published_marts(warehouse: WarehouseResource) -> dg.MaterializeResult:
+def published_marts(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    problems = run_problems(context)
+    if problems:  # Dagster may still run this step after a subset of its upstream was skipped
+        raise dg.Failure(
+            description="not published, the run had problems: " + "; ".join(problems),
+            allow_retries=False,
+        )
     marts_path = Path(warehouse.data_dir) / "marts.duckdb"
     started = time.perf_counter()
     counts = publish_marts(warehouse.path, marts_path)

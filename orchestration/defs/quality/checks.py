@@ -24,7 +24,12 @@ def _suite_check(table: str) -> dg.AssetChecksDefinition:
     def check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             passed, metadata = validate_table(con, table, warehouse.path.parent)
-        return dg.AssetCheckResult(passed=passed, metadata=metadata)
+        failed = "; ".join(
+            f"{f['expectation']} on {f['column']}: {f['unexpected']} unexpected "
+            f"({f['unexpected_percent']}%), e.g. {f['sample_keys'][:2]}"
+            for f in metadata["failed_expectations"]
+        )
+        return dg.AssetCheckResult(passed=passed, metadata=metadata, description=failed or None)
 
     return check
 

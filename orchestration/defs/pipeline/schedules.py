@@ -34,4 +34,4 @@ def new_ga4_export_day(context: dg.SensorEvaluationContext):
     if not days or fingerprints == context.cursor:
         return dg.SkipReason("no new or re-exported GA4 day")
     context.update_cursor(fingerprints)
-    return dg.RunRequest(run_key=fingerprints[-200:], tags={"cdp/trigger": days[-1].shard})
+    return dg.RunRequest(run_key=fingerprints, tags={"cdp/trigger": days[-1].shard})

@@ -227,28 +227,23 @@ def first_part(tmp_path):
     }
 
 
+def identity_map(con) -> dict[tuple[str, str], str]:
+    rows = con.execute(
+        "select identifier_type, identifier_value, customer_key from identity.customer_identities"
+    ).fetchall()
+    return {(kind, value): key for kind, value, key in rows}
+
+
 def test_keys_stay_stable_as_data_arrives(tmp_path):
     data_dir = tmp_path / "data"
     first = run_cdp(data_dir, CDP_AS_OF=CUTOFF[:10], **first_part(tmp_path))
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        before = dict(
-            ((t, v), k)
-            for t, v, k in con.execute(
-                "select identifier_type, identifier_value, customer_key "
-                "from identity.customer_identities"
-            ).fetchall()
-        )
+        before = identity_map(con)
     full = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)  # the whole demo, same data dir
     assert full.returncode == 0, full.stdout[-2000:] + full.stderr[-2000:]
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
-        after = dict(
-            ((t, v), k)
-            for t, v, k in con.execute(
-                "select identifier_type, identifier_value, customer_key "
-                "from identity.customer_identities"
-            ).fetchall()
-        )
+        after = identity_map(con)
         merged = dict(
             con.execute(
                 "select retired_key, surviving_key from identity.customer_key_merges"

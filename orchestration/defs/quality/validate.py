@@ -43,14 +43,19 @@ def _context(data_dir: Path):
     return gx.get_context(mode="file", project_root_dir=str(EXPECTATIONS_DIR))
 
 
-def validate_table(con: duckdb.DuckDBPyConnection, table: str, data_dir: Path) -> tuple[bool, dict]:
+def validate_table(
+    con: duckdb.DuckDBPyConnection, table: str, data_dir: Path, where: str = "true"
+) -> tuple[bool, dict]:
+    """Validate the rows of `table` matching `where` (GA4: only the days loaded this run)."""
     context = _context(data_dir)
     definition = context.validation_definitions.get(table)
     existing = {r[0] for r in con.execute(f"describe {table}").fetchall()}
     wanted = {c for e in definition.suite.expectations for c in _columns(e)}
     keys = [k for k in SAMPLE_KEYS[table] if k in existing]
     columns = sorted((wanted | set(keys)) & existing)
-    frame = con.execute(f"select {', '.join(_quote(c) for c in columns)} from {table}").fetch_df()
+    frame = con.execute(
+        f"select {', '.join(_quote(c) for c in columns)} from {table} where {where}"
+    ).fetch_df()
     result = definition.run(
         batch_parameters={"dataframe": frame},
         result_format={

@@ -158,6 +158,8 @@ data_docs_sites:
     site_index_builder:
       class_name: DefaultSiteIndexBuilder
 analytics_enabled: false
+progress_bars:
+  globally: false
 fluent_datasources: {}
 """
 

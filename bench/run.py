@@ -1,0 +1,133 @@
+"""End-to-end benchmark: generate N persons, run `cdp run` on them, report every stage.
+
+    python bench/run.py --persons 100000 [--postgres URL] [--keep DIR]
+
+Runs a full refresh into an empty data dir, then the nightly increment (one new GA4 export
+day and the shop rows changed since), and prints per step: wall time, the rows it read and
+rows/s; plus peak RSS of the run and the DuckDB settings used. Uses the shop in SQLite unless
+--postgres is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from generate import generate  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING"],
+        env={**os.environ, **env, "CDP_DATA_DIR": str(data_dir)},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        print(result.stdout[-5000:], result.stderr[-5000:], sep="\n")
+        raise SystemExit(f"cdp run failed after {seconds:.0f}s")
+    run_id = result.stdout.split("cdp: run ")[-1].split()[0]
+    return seconds, run_id
+
+
+def step_report(data_dir: Path, run_id: str) -> list[tuple[str, float, int | None]]:
+    """(step, seconds, rows read) for every step of the run, from Dagster's event log."""
+    instance = dg.DagsterInstance.local_temp(tempdir=str(data_dir / "dagster"))
+    started, finished, rows = {}, {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            finished[event.step_key] = record.timestamp
+        elif event.event_type_value == "ASSET_MATERIALIZATION":
+            value = event.event_specific_data.materialization.metadata.get("rows_read")
+            if value is not None:
+                rows[event.step_key] = rows.get(event.step_key, 0) + value.value
+    return [
+        (step, finished.get(step, start) - start, rows.get(step))
+        for step, start in sorted(started.items(), key=lambda kv: kv[1])
+    ]
+
+
+def add_nightly_increment(out: Path) -> None:
+    """A new export day (a copy of the last one, shifted) and 1% of orders changed."""
+    days = sorted((out / "ga4").iterdir())
+    template = next(d for d in reversed(days) if any(d.glob("*.parquet")))
+    new_day = out / "ga4" / "events_20261022"
+    with duckdb.connect() as con:
+        new_day.mkdir()
+        con.execute(
+            "copy (select * replace ('20261022' as event_date, event_timestamp + "
+            f"86400000000 * (20261022 - {template.name[-8:]}) as event_timestamp) "
+            f"from read_parquet('{template}/*.parquet')) "
+            f"to '{new_day}/000000000000.parquet' (format parquet)"
+        )
+    with sqlite3.connect(out / "shop.sqlite") as db:
+        db.execute(
+            "update orders set status = 'delivered', updated_at = '2026-10-22 05:00:00' "
+            "where order_id % 100 = 0"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--persons", type=int, default=100_000)
+    parser.add_argument("--postgres")
+    parser.add_argument("--keep", type=Path, help="keep the generated data here")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="cdp-bench-"))
+    sources, data_dir = work / "sources", work / "data"
+    started = time.perf_counter()
+    counts = generate(args.persons, sources, args.postgres)
+    print(f"generated {counts} in {time.perf_counter() - started:.0f}s")
+    env = {
+        "CDP_GA4_EXPORT_URI": str(sources / "ga4"),
+        "CDP_SHOP_DB_URL": args.postgres or f"sqlite:///{sources / 'shop.sqlite'}",
+        "CDP_SHEETS_URI": str(sources / "sheets"),
+        "CDP_AS_OF": "2026-10-22",
+    }
+    shutil.rmtree(data_dir, ignore_errors=True)
+    for label in ("full refresh", "nightly increment"):
+        if label == "nightly increment":
+            add_nightly_increment(sources)
+        seconds, run_id = run_pipeline(data_dir, env)
+        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        print(
+            f"\n### {label}: {seconds:.1f}s end to end, peak RSS {rss:.2f} GiB "
+            f"({args.persons:,} persons)\n"
+        )
+        print("| step | seconds | rows read | rows/s |\n|---|---:|---:|---:|")
+        for step, step_seconds, rows in step_report(data_dir, run_id):
+            rate = f"{rows / step_seconds:,.0f}" if rows and step_seconds else ""
+            print(f"| {step} | {step_seconds:.1f} | {rows if rows is not None else ''} | {rate} |")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        settings = con.execute(
+            "select current_setting('threads'), current_setting('memory_limit')"
+        ).fetchall()[0]
+    print(f"\nDuckDB {duckdb.__version__}: threads={settings[0]}, memory_limit={settings[1]}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

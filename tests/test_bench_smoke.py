@@ -1,0 +1,27 @@
+"""The benchmark command at a tiny scale, so it keeps working (the real runs are not CI's)."""
+
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "run.py"),
+            "--persons",
+            "1000",
+            "--keep",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "### full refresh" in result.stdout and "### nightly increment" in result.stdout
+    assert "| raw_ga4__events |" in result.stdout
+    assert (tmp_path / "data" / "marts.duckdb").exists()

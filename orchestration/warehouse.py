@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         # UTC for text timestamps without an offset; raw tables keep no row order, which
         # lets DuckDB insert in parallel.
         con.execute("set TimeZone = 'UTC'; set preserve_insertion_order = false")
+        # the same cap as dbt's (profiles.yml): spill to disk rather than be OOM-killed
+        con.execute("set memory_limit = ?", [os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", "12GB")])
         con.execute(QUARANTINE_DDL)
         yield con
     finally:

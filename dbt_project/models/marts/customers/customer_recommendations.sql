@@ -42,6 +42,10 @@ similarity as (
     from co_purchase
     inner join products as bought on bought.sku = co_purchase.bought_sku
     inner join products as candidate on candidate.sku = co_purchase.sku
+    -- only each product's closest neighbours: every purchase fans out to this many candidates
+    qualify row_number() over (
+        partition by co_purchase.bought_sku order by similarity desc, co_purchase.sku
+    ) <= {{ settings['similar_per_product'] }}
 
 ),
 

@@ -114,6 +114,11 @@ class LoadStats:
         }
 
 
+def quote_ident(name: str) -> str:
+    """A column or table name as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """The single value of a query, with the result fully consumed (DuckDB 2 refuses some work
     on a connection while a result is still open)."""

@@ -28,7 +28,7 @@ import fsspec
 
 from orchestration.errors import SourceError
 from orchestration.row_rules import apply_row_rules
-from orchestration.warehouse import LoadStats, quarantine, scalar
+from orchestration.warehouse import LoadStats, quarantine, quote_ident, scalar
 
 SOURCE = "ga4"
 TABLE = "raw_ga4.events"
@@ -252,7 +252,9 @@ def _relation(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> st
             "re-export the day with GA4's full schema",
         )
     select = ", ".join(
-        f"cast({_quote(c)} as {t}) as {_quote(c)}" if c in present else f"null::{t} as {_quote(c)}"
+        f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}"
+        if c in present
+        else f"null::{t} as {quote_ident(c)}"
         for c, t in GA4_SCHEMA.items()
     )
     return f"(select {select} from {source})"
@@ -282,13 +284,9 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile, rel
     return broken
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(MANIFEST_DDL)
-    columns = ", ".join(f"{_quote(c)} {t}" for c, t in {**GA4_SCHEMA, **_LOAD_COLUMNS}.items())
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in {**GA4_SCHEMA, **_LOAD_COLUMNS}.items())
     con.execute(f"create table if not exists {TABLE} ({columns})")
 
 
@@ -332,7 +330,7 @@ _INVALID = " or ".join(
     + [f"({c} is not null and try_cast({c} as BIGINT) is null)" for c in _TOP_LEVEL_INTS]
 )
 _CASTS = ", ".join(
-    f"cast({_quote(c)} as {t})" if c in _TOP_LEVEL_INTS else _quote(c)
+    f"cast({quote_ident(c)} as {t})" if c in _TOP_LEVEL_INTS else quote_ident(c)
     for c, t in GA4_SCHEMA.items()
 )
 

@@ -15,6 +15,7 @@ import duckdb
 import yaml
 
 from orchestration.settings import REPO_ROOT
+from orchestration.warehouse import quote_ident
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 # Columns that identify a row in the samples of failing values.
@@ -54,7 +55,7 @@ def validate_table(
     keys = [k for k in SAMPLE_KEYS[table] if k in existing]
     columns = sorted((wanted | set(keys)) & existing)
     frame = con.execute(
-        f"select {', '.join(_quote(c) for c in columns)} from {table} where {where}"
+        f"select {', '.join(quote_ident(c) for c in columns)} from {table} where {where}"
     ).fetch_df()
     result = definition.run(
         batch_parameters={"dataframe": frame},
@@ -99,7 +100,3 @@ def validate_table(
 def _columns(expectation) -> list[str]:
     kwargs = expectation.configuration.kwargs
     return [kwargs["column"]] if "column" in kwargs else list(kwargs.get("column_list") or [])
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 
 from orchestration.errors import SourceError, TransientSourceError, retry_transient
 from orchestration.row_rules import apply_row_rules
-from orchestration.warehouse import LoadStats, quarantine, scalar
+from orchestration.warehouse import LoadStats, quarantine, quote_ident, scalar
 
 SOURCE = "shop"
 
@@ -126,10 +126,6 @@ def duckdb_type(column: sa.Column) -> str:
     if isinstance(t, sa.Date):
         return "DATE"
     return "VARCHAR"
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 class ShopSource:
@@ -354,27 +350,27 @@ def _merge(
     con, name, spec, types, run_id, rows_read, *, full, changed_parents, source, unique_in_source
 ) -> LoadStats:
     target = f"raw_shop.{name}"
-    pk = ", ".join(_quote(c) for c in spec.primary_key)
+    pk = ", ".join(quote_ident(c) for c in spec.primary_key)
     bad_cast = [
-        f"({_quote(c)} is not null and try_cast({_quote(c)} as {t}) is null)"
+        f"({quote_ident(c)} is not null and try_cast({quote_ident(c)} as {t}) is null)"
         for c, t in types.items()
         if t != "VARCHAR"
     ]
-    null_pk = [f"{_quote(c)} is null" for c in spec.primary_key]
+    null_pk = [f"{quote_ident(c)} is null" for c in spec.primary_key]
     invalid = " or ".join(bad_cast + null_pk) or "false"
     reason = " || ".join(
         [
-            f"case when {_quote(c)} is not null and try_cast({_quote(c)} as {t}) is null then "
-            f"'{c} is not a valid {t}: ' || {_quote(c)} || '; ' else '' end"
+            f"case when {quote_ident(c)} is not null and try_cast({quote_ident(c)} as {t}) "
+            f"is null then '{c} is not a valid {t}: ' || {quote_ident(c)} || '; ' else '' end"
             for c, t in types.items()
             if t != "VARCHAR"
         ]
         + [
-            f"case when {_quote(c)} is null then '{c} (primary key) is null; ' else '' end"
+            f"case when {quote_ident(c)} is null then '{c} (primary key) is null; ' else '' end"
             for c in spec.primary_key
         ]
     )
-    cursor = spec.cursor and _quote(spec.cursor)
+    cursor = spec.cursor and quote_ident(spec.cursor)
     con.execute("begin transaction")
     try:
         quarantined = quarantine(
@@ -387,7 +383,9 @@ def _merge(
             rows_sql=f"select * from _shop_text where {invalid}",
             params=[source.describe(name)],
         )
-        casts = ", ".join(f"cast({_quote(c)} as {t}) as {_quote(c)}" for c, t in types.items())
+        casts = ", ".join(
+            f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}" for c, t in types.items()
+        )
         typed = f"select {casts}, now() as _loaded_at from _shop_text where not ({invalid})"
         if unique_in_source:  # the source enforces the key: no duplicates to look for
             con.execute(f"create or replace temp view _shop_new as {typed}")
@@ -409,7 +407,7 @@ def _merge(
                 f"create or replace temp view _shop_new as select * from _shop_typed "
                 f"qualify row_number() over (partition by {pk} order by {order}) = 1"
             )
-        columns = ", ".join(f"{_quote(c)} {t}" for c, t in types.items())
+        columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in types.items())
         con.execute("create schema if not exists raw_shop")
         con.execute(f"create table if not exists {target} ({columns}, _loaded_at TIMESTAMPTZ)")
         existing = {
@@ -422,11 +420,11 @@ def _merge(
         }
         for column, kind in types.items():  # a column added in the source is added here
             if column not in existing:
-                con.execute(f"alter table {target} add column {_quote(column)} {kind}")
+                con.execute(f"alter table {target} add column {quote_ident(column)} {kind}")
         if full:
             con.execute(f"delete from {target}")
         elif spec.parent:
-            parent_key = _quote(spec.primary_key[0])
+            parent_key = quote_ident(spec.primary_key[0])
             with source.engine.connect() as conn:
                 changed = [r[0] for r in conn.execute(changed_parents)]
             con.execute("create or replace temp table _shop_parents (k BIGINT)")

@@ -1,22 +1,30 @@
 """Connected-components micro-benchmark on an identity-shaped graph.
 
-    python bench/stitching.py --nodes 10000000 [--networkx]
+    python bench/stitching.py --nodes 10000000 [--engines cdp,splink,networkx]
 
 The graph mimics identity data: most persons are small clusters (1-6 identifiers, linked
-as stars and short paths), a few are long chains (up to 5,000 identifiers) and mid-size
-hubs. Node ids are shuffled so no order helps. Prints wall time, rounds and peak RSS; with
-`--networkx`, also checks that networkx finds the same partition (slow and memory-hungry).
+as stars and short paths), a few are long chains (up to 5,000 identifiers). Node ids are
+shuffled so no order helps. The graph is written once to Parquet; each engine then runs in
+its own process on the same edges (so its peak RSS is its own) and writes node -> label.
+The partitions are compared exactly: every engine's labels are mapped to the smallest node
+of their component and must agree node by node.
+
+Engines: `cdp` (orchestration.defs.identity.components on DuckDB), `splink`
+(`cluster_pairwise_predictions_at_threshold` on DuckDB; `pip install -e '.[bench]'`) and
+`networkx` (`connected_components`, slow and memory-hungry).
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import duckdb
-
-from orchestration.defs.identity.components import connected_components
 
 
 def build_graph(con: duckdb.DuckDBPyConnection, nodes: int, seed: float = 0.42) -> None:
@@ -69,42 +77,106 @@ def build_graph(con: duckdb.DuckDBPyConnection, nodes: int, seed: float = 0.42) 
     con.execute("create or replace table g_nodes as select node from g_ids")
 
 
+def run_cdp(con: duckdb.DuckDBPyConnection) -> str:
+    from orchestration.defs.identity.components import connected_components
+
+    connected_components(con, "select a, b from g_edges", "select node from g_nodes", "labels")
+    return "select node, label from labels"
+
+
+def run_splink(con: duckdb.DuckDBPyConnection) -> str:
+    from splink import DuckDBAPI
+    from splink.clustering import cluster_pairwise_predictions_at_threshold
+
+    clusters = cluster_pairwise_predictions_at_threshold(
+        nodes=con.table("g_nodes"),
+        edges=con.table("g_edges"),
+        db_api=DuckDBAPI(connection=con),
+        node_id_column_name="node",
+        edge_id_column_name_left="a",
+        edge_id_column_name_right="b",
+    )
+    return f"select node, cluster_id as label from {clusters.physical_name}"
+
+
+def run_networkx(con: duckdb.DuckDBPyConnection) -> str:
+    import networkx as nx
+    import pyarrow as pa
+
+    graph = nx.Graph()
+    graph.add_nodes_from(n for (n,) in con.execute("select node from g_nodes").fetchall())
+    for batch in con.sql("select a, b from g_edges").to_arrow_reader(1_000_000):
+        graph.add_edges_from(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
+    nodes, labels = [], []
+    for component in nx.connected_components(graph):
+        label = min(component)
+        nodes.extend(component)
+        labels.extend([label] * len(component))
+    con.register("nx_labels", pa.table({"node": nodes, "label": labels}))
+    return "select node, label from nx_labels"
+
+
+ENGINES = {"cdp": run_cdp, "splink": run_splink, "networkx": run_networkx}
+
+
+def run_engine(engine: str, graph: Path, out: Path) -> None:
+    """Child process: read the graph, cluster it, write node -> smallest node of its cluster."""
+    con = duckdb.connect()
+    con.execute("set preserve_insertion_order = false")
+    con.execute(f"create table g_nodes as select * from read_parquet('{graph}/nodes.parquet')")
+    con.execute(f"create table g_edges as select * from read_parquet('{graph}/edges.parquet')")
+    started = time.perf_counter()
+    labels = ENGINES[engine](con)
+    seconds = time.perf_counter() - started
+    con.execute(
+        f"copy (select node, min(node) over (partition by label) as label from ({labels})) "
+        f"to '{out}' (format parquet)"
+    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    print(f"{seconds:.2f} {rss:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=10_000_000)
-    parser.add_argument("--networkx", action="store_true")
+    parser.add_argument("--engines", default="cdp,splink")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    con = duckdb.connect()
-    con.execute("set preserve_insertion_order = false")
-    build_graph(con, args.nodes)
-    edges = con.execute("select count(*) from g_edges").fetchall()[0][0]
-    started = time.perf_counter()
-    result = connected_components(
-        con, "select a, b from g_edges", "select node from g_nodes", "g_labels"
-    )
-    seconds = time.perf_counter() - started
-    components = con.execute("select count(distinct label) from g_labels").fetchall()[0][0]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(
-        f"nodes={args.nodes:,} edges={edges:,} components={components:,} "
-        f"rounds={result.rounds} seconds={seconds:.1f} peak_rss_gib={rss:.2f}"
-    )
-    print("active nodes per round:", result.active_nodes_per_round)
-    if args.networkx:
-        import networkx as nx
-
-        graph = nx.Graph()
-        graph.add_nodes_from(range(args.nodes))
-        for batch in con.sql("select a, b from g_edges").to_arrow_reader(1_000_000):
-            graph.add_edges_from(
-                zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
-            )
-        started = time.perf_counter()
-        expected = {min(c): len(c) for c in nx.connected_components(graph)}
-        print(f"networkx: {time.perf_counter() - started:.1f}s")
-        ours = dict(con.execute("select label, count(*) from g_labels group by 1").fetchall())
-        assert ours == expected, "partitions differ"
-        print("same partition as networkx")
+    if args.child:
+        engine, graph, out = args.child
+        run_engine(engine, Path(graph), Path(out))
+        return
+    work = Path(tempfile.mkdtemp(prefix="cdp-stitch-"))
+    with duckdb.connect() as con:
+        build_graph(con, args.nodes)
+        con.execute(f"copy g_nodes to '{work}/nodes.parquet' (format parquet)")
+        con.execute(f"copy g_edges to '{work}/edges.parquet' (format parquet)")
+        edges = con.execute("select count(*) from g_edges").fetchall()[0][0]
+    print(f"graph: {args.nodes:,} identifiers, {edges:,} edges\n")
+    print("| engine | seconds | peak RSS (GiB) |\n|---|---:|---:|")
+    outputs = {}
+    for engine in args.engines.split(","):
+        out = work / f"{engine}.parquet"
+        result = subprocess.run(
+            [sys.executable, __file__, "--child", engine, str(work), str(out)],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"{engine} failed:\n{result.stderr}")
+        seconds, rss = result.stdout.split()
+        print(f"| {engine} | {float(seconds):.1f} | {float(rss):.2f} |")
+        outputs[engine] = out
+    with duckdb.connect() as con:
+        first, *others = outputs
+        for other in others:
+            differing = con.execute(
+                f"select count(*) from read_parquet('{outputs[first]}') a "
+                f"full join read_parquet('{outputs[other]}') b using (node) "
+                "where a.label is distinct from b.label"
+            ).fetchall()[0][0]
+            assert differing == 0, f"{first} and {other} disagree on {differing} identifiers"
+            print(f"\n{other}: the same partition as {first}")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,20 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
                    as updated_at
         from o join persons as ps using (p)
     """)
+    # Purchase events carry one of their own person's orders, as the GA4 tag on the
+    # checkout page would: k-th order of person p.
+    con.execute(f"""
+        create or replace table person_orders as
+        select hash(o) % {persons} as p, 10000000 + o as order_id,
+               row_number() over (partition by hash(o) % {persons} order by o) - 1 as k
+        from range({orders}) t(o)
+    """)
+    con.execute("""
+        create or replace table persons as
+        select persons.*, coalesce(n.n_orders, 0) as n_orders
+        from persons
+        left join (select p, count(*) as n_orders from person_orders group by p) as n using (p)
+    """)
     con.execute("""
         create or replace table order_items as
         select order_id, l as line_no, 1 + (hash(order_id + l) % 2000) as product_id,
@@ -163,10 +177,12 @@ def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
                    struct_pack(name := '(organic)', medium := 'organic', source := 'google')
                        as traffic_source,
                    d.platform,
-                   case when hash(i * 7 + {day}) % 8 = 7 then struct_pack(
-                        transaction_id := (10000000 + hash(i + {day}) % {persons * 2})::varchar,
-                        purchase_revenue := 42.0) end as ecommerce
+                   case when hash(i * 7 + {day}) % 8 = 7 and po.order_id is not null
+                        then struct_pack(transaction_id := po.order_id::varchar,
+                                         purchase_revenue := 42.0) end as ecommerce
             from e join devices_n as d using (n) join persons as p using (p)
+            left join person_orders as po
+                on po.p = p.p and po.k = hash(i + {day}) % greatest(p.n_orders, 1)
         """)
         total += per_day
         if day % 3 == 2:  # every third day as gzipped NDJSON in BigQuery's convention

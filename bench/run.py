@@ -14,7 +14,6 @@ import argparse
 import os
 import resource
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -23,9 +22,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate  # noqa: E402
+
+from orchestration.warehouse import connect  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,7 +71,7 @@ def step_report(data_dir: Path, run_id: str) -> list[tuple[str, float, int | Non
     ]
 
 
-def add_nightly_increment(out: Path) -> None:
+def add_nightly_increment(out: Path, shop_url: str) -> None:
     """A new export day (a copy of the last one, shifted) and 1% of orders changed."""
     days = sorted((out / "ga4").iterdir())
     template = next(d for d in reversed(days) if any(d.glob("*.parquet")))
@@ -82,10 +84,13 @@ def add_nightly_increment(out: Path) -> None:
             f"from read_parquet('{template}/*.parquet')) "
             f"to '{new_day}/000000000000.parquet' (format parquet)"
         )
-    with sqlite3.connect(out / "shop.sqlite") as db:
+    orders = "orders" if shop_url.startswith("sqlite") else "shop.orders"
+    with sa.create_engine(shop_url).begin() as db:
         db.execute(
-            "update orders set status = 'delivered', updated_at = '2026-10-22 05:00:00' "
-            "where order_id % 100 = 0"
+            sa.text(
+                f"update {orders} set status = 'delivered', "
+                "updated_at = '2026-10-22 05:00:00' where order_id % 100 = 0"
+            )
         )
 
 
@@ -100,16 +105,17 @@ def main() -> None:
     started = time.perf_counter()
     counts = generate(args.persons, sources, args.postgres)
     print(f"generated {counts} in {time.perf_counter() - started:.0f}s")
+    shop_url = args.postgres or f"sqlite:///{sources / 'shop.sqlite'}"
     env = {
         "CDP_GA4_EXPORT_URI": str(sources / "ga4"),
-        "CDP_SHOP_DB_URL": args.postgres or f"sqlite:///{sources / 'shop.sqlite'}",
+        "CDP_SHOP_DB_URL": shop_url,
         "CDP_SHEETS_URI": str(sources / "sheets"),
         "CDP_AS_OF": "2026-10-22",
     }
     shutil.rmtree(data_dir, ignore_errors=True)
     for label in ("full refresh", "nightly increment"):
         if label == "nightly increment":
-            add_nightly_increment(sources)
+            add_nightly_increment(sources, shop_url)
         seconds, run_id = run_pipeline(data_dir, env)
         rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
         print(
@@ -120,7 +126,7 @@ def main() -> None:
         for step, step_seconds, rows in step_report(data_dir, run_id):
             rate = f"{rows / step_seconds:,.0f}" if rows and step_seconds else ""
             print(f"| {step} | {step_seconds:.1f} | {rows if rows is not None else ''} | {rate} |")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+    with connect(data_dir / "warehouse.duckdb") as con:  # the pipeline's own settings
         settings = con.execute(
             "select current_setting('threads'), current_setting('memory_limit')"
         ).fetchall()[0]

@@ -106,7 +106,8 @@ def run_networkx(con: duckdb.DuckDBPyConnection) -> str:
     graph = nx.Graph()
     graph.add_nodes_from(n for (n,) in con.execute("select node from g_nodes").fetchall())
     for batch in con.sql("select a, b from g_edges").to_arrow_reader(1_000_000):
-        graph.add_edges_from(zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()))
+        pairs = zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+        graph.add_edges_from(pairs)
     nodes, labels = [], []
     for component in nx.connected_components(graph):
         label = min(component)

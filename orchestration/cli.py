@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         run_config["ops"] = {
             "ga4_events": {"config": {"full_refresh": True}},
             "shop_tables": {"config": {"full_refresh": True}},
+            "dbt_prepare": {"config": {"full_refresh": True}},
         }
     started = time.perf_counter()
     result = job.execute_in_process(

@@ -2,7 +2,7 @@
 inputs, the `identity_stitching` asset clusters them, `dbt_marts` builds the marts on top."""
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -37,9 +37,16 @@ TRANSLATOR = CdpTranslator(
 )
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = False
+    """Rebuild the incremental staging models from all of raw instead of the rows loaded since
+    their last build."""
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, full_refresh: bool = False):
     os.environ.update(dbt_env())  # dbt inherits this process's environment
-    yield from dbt.cli(["build"], context=context).stream()
+    args = ["build", "--full-refresh"] if full_refresh else ["build"]
+    yield from dbt.cli(args, context=context).stream()
 
 
 @dbt_assets(
@@ -49,8 +56,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator:
     name="dbt_prepare",
     dagster_dbt_translator=TRANSLATOR,
 )
-def dbt_prepare(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from _build(context, dbt)
+def dbt_prepare(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
+    yield from _build(context, dbt, config.full_refresh)
 
 
 @dbt_assets(

@@ -6,7 +6,13 @@ import datetime as dt
 
 import dagster as dg
 
-from orchestration.defs.quality.validate import SAMPLE_KEYS, thresholds, validate_table
+from orchestration.defs.quality.validate import (
+    SAMPLE_KEYS,
+    mark_validated,
+    thresholds,
+    unvalidated_rows,
+    validate_table,
+)
 from orchestration.resources import WarehouseResource
 from orchestration.settings import SEEDS_DIR, load_settings
 from orchestration.warehouse import scalar
@@ -24,14 +30,11 @@ def _suite_check(table: str) -> dg.AssetChecksDefinition:
     def check(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
-        where = "true"
-        if table == "raw_ga4.events":  # history was validated when it was loaded
-            run_id = context.run.run_id.replace("'", "")
-            where = (
-                f"_export_day in (select export_day from raw_ga4._shards where run_id = '{run_id}')"
-            )
         with warehouse.connect() as con:
+            where, loaded_at = unvalidated_rows(con, table)
             passed, metadata = validate_table(con, table, warehouse.path.parent, where)
+            if passed:
+                mark_validated(con, table, loaded_at, context.run.run_id)
         failed = "; ".join(
             f"{f['expectation']} on {f['column']}: {f['unexpected']} unexpected "
             f"({f['unexpected_percent']}%), e.g. {f['sample_keys'][:2]}"

@@ -2,11 +2,13 @@
 
 The suites live in the committed file context `expectations/gx/` (built by
 expectations/build_suites.py); validation results and data docs go to `$CDP_DATA_DIR/quality/`.
-Only the columns a suite looks at are read from DuckDB.
+Only the columns a suite looks at, and only the rows loaded since the table last passed, are
+read from DuckDB: a nightly run validates what it brought in, not the whole history again.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from pathlib import Path
@@ -15,7 +17,7 @@ import duckdb
 import yaml
 
 from orchestration.settings import REPO_ROOT
-from orchestration.warehouse import quote_ident
+from orchestration.warehouse import quote_ident, scalar
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 # Columns that identify a row in the samples of failing values.
@@ -44,10 +46,48 @@ def _context(data_dir: Path):
     return gx.get_context(mode="file", project_root_dir=str(EXPECTATIONS_DIR))
 
 
+WATERMARK_DDL = """
+create schema if not exists quality;
+create table if not exists quality.validated_through (
+    table_name varchar primary key,
+    loaded_at timestamptz not null,
+    run_id varchar not null
+);
+"""
+
+
+def unvalidated_rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, dt.datetime | None]:
+    """A filter for the rows loaded since `table` last passed its suite, and the load time to
+    record once they pass. Rows of a run that failed stay unvalidated until a run passes."""
+    con.execute(WATERMARK_DDL)
+    previous = scalar(
+        con, "select loaded_at from quality.validated_through where table_name = ?", [table]
+    )
+    after = f"'{previous.isoformat()}'::timestamptz" if previous else "'-infinity'::timestamptz"
+    if table == "raw_ga4.events":  # reloaded as whole export days
+        newest = scalar(con, "select max(loaded_at) from raw_ga4._shards")
+        through = f"'{newest.isoformat()}'::timestamptz" if newest else "'infinity'::timestamptz"
+        days = f"select export_day from raw_ga4._shards where loaded_at > {after}"
+        return f"_export_day in ({days} and loaded_at <= {through})", newest
+    newest = scalar(con, f"select max(_loaded_at) from {table}")
+    through = f"'{newest.isoformat()}'::timestamptz" if newest else "'infinity'::timestamptz"
+    return f"_loaded_at > {after} and _loaded_at <= {through}", newest
+
+
+def mark_validated(
+    con: duckdb.DuckDBPyConnection, table: str, loaded_at: dt.datetime | None, run_id: str
+) -> None:
+    if loaded_at is not None:
+        con.execute(
+            "insert or replace into quality.validated_through values (?, ?, ?)",
+            [table, loaded_at, run_id],
+        )
+
+
 def validate_table(
     con: duckdb.DuckDBPyConnection, table: str, data_dir: Path, where: str = "true"
 ) -> tuple[bool, dict]:
-    """Validate the rows of `table` matching `where` (GA4: only the days loaded this run)."""
+    """Validate the rows of `table` matching `where`."""
     context = _context(data_dir)
     definition = context.validation_definitions.get(table)
     existing = {r[0] for r in con.execute(f"describe {table}").fetchall()}

@@ -65,12 +65,18 @@ candidates as (
     select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'survey', submitted_at
     from surveys
     union all
-    select identities.customer_key, 'city', events.geo_city, 'ga4', max(events.event_at)
-    from {{ ref('stg_ga4__events') }} as events
+    select identities.customer_key, 'city', device_cities.geo_city, 'ga4', max(device_cities.seen_at)
+    from (
+        -- one row per device and city before the join, not one per event
+        select device_id, geo_city, max(event_at) as seen_at
+        from {{ ref('stg_ga4__events') }}
+        where geo_city is not null
+        group by device_id, geo_city
+    ) as device_cities
     inner join identities
-        on identities.identifier_type = 'device' and identities.identifier_value = events.device_id
-    where events.geo_city is not null
-    group by identities.customer_key, events.geo_city
+        on identities.identifier_type = 'device'
+        and identities.identifier_value = device_cities.device_id
+    group by identities.customer_key, device_cities.geo_city
 
 )
 

@@ -1,4 +1,6 @@
-{#- GA4 behaviour per person, through the devices stitched to them. -#}
+{#- GA4 behaviour per person, through the devices stitched to them. Events are summed up per
+    device first (sessions belong to one device), so only one row per device meets the join;
+    the window sorts over all events that a per-person ranking would need are avoided. -#}
 
 with
 
@@ -10,33 +12,41 @@ devices as (
 
 ),
 
-events as (
+per_device as (
 
-    select devices.customer_key, events.*
-    from {{ ref('stg_ga4__events') }} as events
-    inner join devices using (device_id)
+    select
+        device_id,
+        count(distinct ga_session_id) as sessions,
+        count(*) filter (where event_name = 'page_view') as page_views,
+        min(event_at) as first_event_at,
+        max(event_at) as last_event_at,
+        arg_min(
+            {'source': first_touch_source, 'medium': first_touch_medium, 'at': first_touch_at},
+            {'first_touch_at': first_touch_at, 'event_at': event_at}
+        ) filter (where first_touch_at is not null) as first_touch
+    from {{ ref('stg_ga4__events') }}
+    group by device_id
 
 ),
 
 device_categories as (
 
-    select customer_key, device_category
-    from events
+    select device_id, device_category, count(*) as events
+    from {{ ref('stg_ga4__events') }}
     where device_category is not null
-    group by customer_key, device_category
-    qualify row_number() over (
-        partition by customer_key order by count(*) desc, device_category
-    ) = 1
+    group by device_id, device_category
 
 ),
 
-first_touch as (
+preferred_device as (
 
-    select customer_key, first_touch_source, first_touch_medium
-    from events
-    where first_touch_at is not null
+    select devices.customer_key, device_categories.device_category
+    from device_categories
+    inner join devices using (device_id)
+    group by devices.customer_key, device_categories.device_category
     qualify row_number() over (
-        partition by customer_key order by first_touch_at, device_id, event_at
+        partition by devices.customer_key
+        order by sum(device_categories.events) desc, device_categories.device_category
     ) = 1
 
 ),
@@ -44,21 +54,29 @@ first_touch as (
 totals as (
 
     select
-        customer_key,
-        count(distinct device_id || ':' || ga_session_id::varchar) as sessions,
-        count(*) filter (where event_name = 'page_view') as page_views,
-        min(event_at) as first_event_at,
-        max(event_at) as last_event_at
-    from events
-    group by customer_key
+        devices.customer_key,
+        sum(per_device.sessions)::bigint as sessions,
+        sum(per_device.page_views)::bigint as page_views,
+        min(per_device.first_event_at) as first_event_at,
+        max(per_device.last_event_at) as last_event_at,
+        arg_min(
+            per_device.first_touch,
+            {'first_touch_at': per_device.first_touch.at, 'device_id': per_device.device_id}
+        ) filter (where per_device.first_touch is not null) as first_touch
+    from per_device
+    inner join devices using (device_id)
+    group by devices.customer_key
 
 )
 
 select
-    totals.*,
-    device_categories.device_category as preferred_device,
-    first_touch.first_touch_source as acquisition_source,
-    first_touch.first_touch_medium as acquisition_medium
+    totals.customer_key,
+    totals.sessions,
+    totals.page_views,
+    totals.first_event_at,
+    totals.last_event_at,
+    preferred_device.device_category as preferred_device,
+    totals.first_touch.source as acquisition_source,
+    totals.first_touch.medium as acquisition_medium
 from totals
-left join device_categories using (customer_key)
-left join first_touch using (customer_key)
+left join preferred_device using (customer_key)

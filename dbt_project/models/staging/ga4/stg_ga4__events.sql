@@ -1,8 +1,13 @@
+{#- Stored, and rebuilt per export day: a nightly build reads only the days loaded since it
+    last ran, so the nested export is unpacked once per day instead of by every model. -#}
+{{ config(materialized='incremental', unique_key='export_day', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('raw_ga4', 'events') }}
+    {{ loaded_since_last_build() }}
 
 ),
 
@@ -27,8 +32,8 @@ renamed as (
         {{ micros_to_timestamp('user_first_touch_timestamp') }} as first_touch_at,
         nullif(trim(ecommerce.transaction_id), '') as transaction_id,
         ecommerce.purchase_revenue as purchase_revenue,
-        items,
-        _export_day as export_day
+        _export_day as export_day,
+        _loaded_at
 
     from source
 

@@ -1,8 +1,11 @@
+{{ config(materialized='incremental', unique_key='customer_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('raw_shop', 'customers') }}
+    {{ loaded_since_last_build() }}
 
 ),
 
@@ -25,7 +28,8 @@ renamed as (
         {{ clean_text('company_name') }} as company_name,
         marketing_consent,
         created_at,
-        updated_at
+        updated_at,
+        _loaded_at
 
     from source
 

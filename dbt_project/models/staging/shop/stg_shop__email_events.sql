@@ -1,8 +1,11 @@
+{{ config(materialized='incremental', unique_key='email_event_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('raw_shop', 'email_events') }}
+    {{ loaded_since_last_build() }}
 
 ),
 
@@ -15,7 +18,8 @@ renamed as (
         campaign_id,
         variant,
         lower(event_type) as event_type,
-        occurred_at
+        occurred_at,
+        _loaded_at
 
     from source
 

@@ -1,8 +1,11 @@
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('raw_shop', 'order_items') }}
+    {{ loaded_since_last_build() }}
 
 ),
 
@@ -14,7 +17,8 @@ renamed as (
         product_id,
         quantity,
         unit_price,
-        quantity * unit_price as line_amount
+        quantity * unit_price as line_amount,
+        _loaded_at
 
     from source
 

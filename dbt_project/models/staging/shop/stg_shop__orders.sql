@@ -1,8 +1,11 @@
+{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+
 with
 
 source as (
 
     select * from {{ source('raw_shop', 'orders') }}
+    {{ loaded_since_last_build() }}
 
 ),
 
@@ -24,7 +27,8 @@ renamed as (
         total_amount,
         upper(currency) as currency,
         ordered_at,
-        updated_at
+        updated_at,
+        _loaded_at
 
     from source
 

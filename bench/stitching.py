@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -178,6 +179,7 @@ def main() -> None:
             ).fetchall()[0][0]
             assert differing == 0, f"{first} and {other} disagree on {differing} identifiers"
             print(f"\n{other}: the same partition as {first}")
+    shutil.rmtree(work)
 
 
 if __name__ == "__main__":

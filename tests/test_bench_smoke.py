@@ -25,3 +25,23 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     assert "### full refresh" in result.stdout and "### nightly increment" in result.stdout
     assert "| raw_ga4__events |" in result.stdout
     assert (tmp_path / "data" / "marts.duckdb").exists()
+
+
+def test_stitching_benchmark_agrees_with_networkx_at_tiny_scale():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "bench" / "stitching.py"),
+            "--nodes",
+            "20000",
+            "--engines",
+            "cdp,networkx",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| cdp |" in result.stdout and "| networkx |" in result.stdout
+    assert "networkx: the same partition as cdp" in result.stdout

@@ -6,10 +6,22 @@
 
 with
 
+-- Buyers get a small integer id for the heavy joins below (tens of millions of candidate
+-- rows at a million persons); customer_key comes back at the end.
+buyers as (
+
+    select customer_key, row_number() over (order by customer_key) as person
+    from {{ ref('int_customers__orders') }}
+    where is_valid
+    group by customer_key
+
+),
+
 purchases as (
 
-    select distinct orders.customer_key, products.sku, products.category
+    select distinct buyers.person, products.sku, products.category
     from {{ ref('int_customers__orders') }} as orders
+    inner join buyers using (customer_key)
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join {{ ref('stg_shop__products') }} as products using (product_id)
     where orders.is_valid
@@ -19,7 +31,7 @@ purchases as (
 products as (
 
     select products.sku, products.product_name, products.category,
-           count(distinct purchases.customer_key) as buyers
+           count(distinct purchases.person) as buyers
     from {{ ref('stg_shop__products') }} as products
     left join purchases using (sku)
     group by products.sku, products.product_name, products.category
@@ -30,7 +42,7 @@ co_purchase as (
 
     select a.sku as bought_sku, b.sku, count(*) as together
     from purchases as a
-    inner join purchases as b on a.customer_key = b.customer_key and a.sku <> b.sku
+    inner join purchases as b on a.person = b.person and a.sku <> b.sku
     group by a.sku, b.sku
 
 ),
@@ -51,22 +63,23 @@ similarity as (
 
 by_co_purchase as (
 
-    select purchases.customer_key, similarity.sku,
+    select purchases.person, similarity.sku,
            sum(similarity.similarity) as score,
-           first(similarity.bought_sku order by similarity.similarity desc,
-                 similarity.bought_sku) as because_of
+           -- the most similar product bought (ties: the smallest sku), without sorting
+           arg_min(similarity.bought_sku,
+                   {'distance': -similarity.similarity, 'sku': similarity.bought_sku})
+               as because_of
     from purchases
     inner join similarity on similarity.bought_sku = purchases.sku
-    group by purchases.customer_key, similarity.sku
+    group by purchases.person, similarity.sku
 
 ),
 
 category_share as (
 
-    select customer_key, category, count(*) / sum(count(*)) over (partition by customer_key)
-        as share
+    select person, category, count(*) / sum(count(*)) over (partition by person) as share
     from purchases
-    group by customer_key, category
+    group by person, category
 
 ),
 
@@ -82,7 +95,7 @@ category_favorites as (
 
 by_category as (
 
-    select category_share.customer_key, category_favorites.sku,
+    select category_share.person, category_favorites.sku,
            {{ settings['category_affinity_weight'] }} * category_share.share
                * category_favorites.popularity as score,
            category_share.category
@@ -93,34 +106,24 @@ by_category as (
 
 best_sellers as (
 
-    select sku, buyers / max(buyers) over () as score
+    select sku, buyers / max(buyers) over () as score,
+           row_number() over (order by buyers desc, sku) as rank
     from products
     where buyers > 0
-    qualify row_number() over (order by buyers desc, sku) <= {{ settings['per_customer'] }}
-
-),
-
-prospects as (
-
-    select profiles.customer_key, best_sellers.sku, best_sellers.score
-    from {{ ref('customer_profiles') }} as profiles
-    cross join best_sellers
-    where profiles.orders = 0
+    qualify rank <= {{ settings['per_customer'] }}
 
 ),
 
 scored as (
 
     select
-        coalesce(co.customer_key, cat.customer_key) as customer_key,
+        coalesce(co.person, cat.person) as person,
         coalesce(co.sku, cat.sku) as sku,
         coalesce(co.score, 0) + coalesce(cat.score, 0) as score,
         co.because_of,
         cat.category as liked_category
     from by_co_purchase as co
-    full outer join by_category as cat using (customer_key, sku)
-    union all
-    select customer_key, sku, score, null, null from prospects
+    full outer join by_category as cat using (person, sku)
 
 ),
 
@@ -128,21 +131,46 @@ unbought as (
 
     select scored.*
     from scored
-    anti join purchases using (customer_key, sku)
+    anti join purchases using (person, sku)
+
+),
+
+best as (
+
+    -- each buyer's top candidates by score (ties: the smallest sku), kept in a bounded heap
+    -- per buyer instead of sorting every candidate
+    select person,
+           arg_min({'sku': sku, 'score': score, 'because_of': because_of,
+                    'liked_category': liked_category},
+                   {'negative_score': -score, 'sku': sku},
+                   {{ settings['per_customer'] }}) as picks
+    from unbought
+    group by person
 
 ),
 
 ranked as (
 
-    select *, row_number() over (partition by customer_key order by score desc, sku) as rank
-    from unbought
-    qualify rank <= {{ settings['per_customer'] }}
+    select buyers.customer_key, picks.sku, picks.score, picks.because_of, picks.liked_category,
+           picks.rank
+    from (
+        select person, unnest(picks, recursive := true), generate_subscripts(picks, 1) as rank
+        from best
+    ) as picks
+    inner join buyers using (person)
+    union all
+    -- prospects (no valid order yet) get the best sellers
+    select profiles.customer_key, best_sellers.sku, best_sellers.score, null, null,
+           best_sellers.rank
+    from {{ ref('customer_profiles') }} as profiles
+    cross join best_sellers
+    where profiles.orders = 0
 
 )
 
 select
     ranked.customer_key,
-    ranked.rank,
+    ranked.rank::bigint as rank,
     ranked.sku,
     products.category,
     round(ranked.score, 4) as score,

@@ -1,0 +1,45 @@
+"""Great Expectations suites see the rows loaded since their table last passed, no fewer."""
+
+import datetime as dt
+
+from orchestration.defs.quality.validate import mark_validated, unvalidated_rows, validate_table
+from orchestration.warehouse import connect
+
+TABLE = "raw_shop.products"
+
+
+def _load(con, rows, at):
+    con.executemany(f"insert into {TABLE} values (?, ?, ?, ?, ?)", [[*row, at] for row in rows])
+
+
+def _validate(con, data_dir, run_id):
+    where, loaded_at = unvalidated_rows(con, TABLE)
+    passed, metadata = validate_table(con, TABLE, data_dir, where)
+    if passed:
+        mark_validated(con, TABLE, loaded_at, run_id)
+    return passed, metadata["rows_validated"]
+
+
+def test_suite_sees_new_rows_and_keeps_seeing_rows_that_failed(tmp_path):
+    day = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        con.execute(
+            "create schema raw_shop; create table raw_shop.products (product_id bigint, "
+            "sku varchar, category varchar, price decimal(12, 2), _loaded_at timestamptz)"
+        )
+        _load(con, [(1, "SKU-1", "shoes", 10), (2, "SKU-2", "shoes", 20)], day)
+        assert _validate(con, tmp_path, "run1") == (True, 2)
+
+        _load(con, [(3, "SKU-3", "books", 5)], day + dt.timedelta(days=1))
+        assert _validate(con, tmp_path, "run2") == (True, 1)  # history is not read again
+
+        _load(con, [(4, "SKU-4", "books", -1)], day + dt.timedelta(days=2))  # negative price
+        assert _validate(con, tmp_path, "run3") == (False, 1)
+
+        # the next run still sees the failed row next to its own
+        _load(con, [(5, "SKU-5", "books", 7)], day + dt.timedelta(days=3))
+        assert _validate(con, tmp_path, "run4") == (False, 2)
+
+        con.execute(f"delete from {TABLE} where price < 0")  # fixed at the source, reloaded
+        assert _validate(con, tmp_path, "run5") == (True, 1)
+        assert _validate(con, tmp_path, "run6") == (True, 0)

@@ -3,6 +3,12 @@
     from all of raw. Rows the erasure step deletes are deleted from staging as well. -#}
 {% macro loaded_since_last_build() -%}
     {%- if is_incremental() %}
+        {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+        {%- if '_loaded_at' not in columns %}
+            {{ exceptions.raise_compiler_error(
+                this ~ " was built before staging became incremental (no _loaded_at): "
+                ~ "rebuild it once with `cdp run --full-refresh`") }}
+        {%- endif %}
     where _loaded_at > (
         select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ this }}
     )

@@ -63,15 +63,13 @@ def unvalidated_rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, d
     previous = scalar(
         con, "select loaded_at from quality.validated_through where table_name = ?", [table]
     )
-    after = f"'{previous.isoformat()}'::timestamptz" if previous else "'-infinity'::timestamptz"
-    if table == "raw_ga4.events":  # reloaded as whole export days
-        newest = scalar(con, "select max(loaded_at) from raw_ga4._shards")
-        through = f"'{newest.isoformat()}'::timestamptz" if newest else "'infinity'::timestamptz"
-        days = f"select export_day from raw_ga4._shards where loaded_at > {after}"
-        return f"_export_day in ({days} and loaded_at <= {through})", newest
     newest = scalar(con, f"select max(_loaded_at) from {table}")
-    through = f"'{newest.isoformat()}'::timestamptz" if newest else "'infinity'::timestamptz"
+    after, through = _literal(previous, "-infinity"), _literal(newest, "infinity")
     return f"_loaded_at > {after} and _loaded_at <= {through}", newest
+
+
+def _literal(moment: dt.datetime | None, otherwise: str) -> str:
+    return f"'{moment.isoformat() if moment else otherwise}'::timestamptz"
 
 
 def mark_validated(

@@ -88,13 +88,25 @@ def validate_table(
     """Validate the rows of `table` matching `where`."""
     context = _context(data_dir)
     definition = context.validation_definitions.get(table)
-    existing = {r[0] for r in con.execute(f"describe {table}").fetchall()}
+    existing = {r[0]: r[1] for r in con.execute(f"describe {table}").fetchall()}
     wanted = {c for e in definition.suite.expectations for c in _columns(e)}
     keys = [k for k in SAMPLE_KEYS[table] if k in existing]
-    columns = sorted((wanted | set(keys)) & existing)
-    frame = con.execute(
-        f"select {', '.join(quote_ident(c) for c in columns)} from {table} where {where}"
-    ).fetch_df()
+    columns = sorted((wanted | set(keys)) & existing.keys())
+    # DECIMAL as DOUBLE, as pandas compares numbers (Arrow would hand over Decimal objects)
+    select = ", ".join(
+        f"{quote_ident(c)}::double as {quote_ident(c)}"
+        if existing[c].startswith("DECIMAL")
+        else quote_ident(c)
+        for c in columns
+    )
+    # Through Arrow: `fetch_df` builds Python strings and pandas converts them back to Arrow,
+    # 5x slower and twice the memory for 30M GA4 events.
+    frame = (
+        con.sql(f"select {select} from {table} where {where}")
+        .to_arrow_table()
+        .combine_chunks()
+        .to_pandas(self_destruct=True)
+    )
     result = definition.run(
         batch_parameters={"dataframe": frame},
         result_format={

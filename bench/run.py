@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -32,21 +31,29 @@ from orchestration.warehouse import connect  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[float, str]:
+def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS in GiB, run id) of one `cdp run`; the peak is the largest of the run's
+    processes (`cdp` and the dbt processes it starts), from wait4's rusage of that run alone."""
     started = time.perf_counter()
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING"],
-        env={**os.environ, **env, "CDP_DATA_DIR": str(data_dir)},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        print(result.stdout[-5000:], result.stderr[-5000:], sep="\n")
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING"],
+            env={**os.environ, **env, "CDP_DATA_DIR": str(data_dir)},
+            cwd=REPO,
+            stdout=out,
+            stderr=err,
+            text=True,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if process.returncode != 0:
+        print(stdout[-5000:], stderr[-5000:], sep="\n")
         raise SystemExit(f"cdp run failed after {seconds:.0f}s")
-    run_id = result.stdout.split("cdp: run ")[-1].split()[0]
-    return seconds, run_id
+    run_id = stdout.split("cdp: run ")[-1].split()[0]
+    return seconds, usage.ru_maxrss / 1024**2, run_id
 
 
 def step_report(data_dir: Path, run_id: str) -> list[tuple[str, float, int | None]]:
@@ -116,8 +123,7 @@ def main() -> None:
     for label in ("full refresh", "nightly increment"):
         if label == "nightly increment":
             add_nightly_increment(sources, shop_url)
-        seconds, run_id = run_pipeline(data_dir, env)
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
+        seconds, rss, run_id = run_pipeline(data_dir, env)
         print(
             f"\n### {label}: {seconds:.1f}s end to end, peak RSS {rss:.2f} GiB "
             f"({args.persons:,} persons)\n"

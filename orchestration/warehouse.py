@@ -49,7 +49,7 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         # lets DuckDB insert in parallel.
         con.execute("set TimeZone = 'UTC'; set preserve_insertion_order = false")
         # the same cap as dbt's (profiles.yml): spill to disk rather than be OOM-killed
-        con.execute("set memory_limit = ?", [os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", "12GB")])
+        con.execute("set memory_limit = ?", [os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", "40%")])
         con.execute(QUARANTINE_DDL)
         yield con
     finally:

@@ -1,5 +1,6 @@
 """The benchmark command at a tiny scale, so it keeps working (the real runs are not CI's)."""
 
+import re
 import subprocess
 import sys
 
@@ -24,6 +25,8 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "### full refresh" in result.stdout and "### nightly increment" in result.stdout
     assert "| raw_ga4__events |" in result.stdout
+    peaks = [float(v) for v in re.findall(r"peak RSS ([0-9.]+) GiB", result.stdout)]
+    assert len(peaks) == 2 and all(peak > 0.1 for peak in peaks)  # each run's own processes
     assert (tmp_path / "data" / "marts.duckdb").exists()
 
 

@@ -6,8 +6,16 @@
 
 with
 
--- Buyers get a small integer id for the heavy joins below (tens of millions of candidate
--- rows at a million persons); customer_key comes back at the end.
+-- Buyers and products get small integer ids for the heavy joins below (tens of millions of
+-- candidate rows at a million persons); customer_key and sku come back at the end. A
+-- product's id follows its sku, so ties still go to the smallest sku.
+catalog as (
+
+    select row_number() over (order by sku) as item, product_id, sku, product_name, category
+    from {{ ref('stg_shop__products') }}
+
+),
+
 buyers as (
 
     select customer_key, row_number() over (order by customer_key) as person
@@ -19,59 +27,59 @@ buyers as (
 
 purchases as (
 
-    select distinct buyers.person, products.sku, products.category
+    select distinct buyers.person, catalog.item, catalog.category
     from {{ ref('int_customers__orders') }} as orders
     inner join buyers using (customer_key)
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
-    inner join {{ ref('stg_shop__products') }} as products using (product_id)
+    inner join catalog using (product_id)
     where orders.is_valid
 
 ),
 
 products as (
 
-    select products.sku, products.product_name, products.category,
+    select catalog.item, catalog.sku, catalog.product_name, catalog.category,
            count(distinct purchases.person) as buyers
-    from {{ ref('stg_shop__products') }} as products
-    left join purchases using (sku)
-    group by products.sku, products.product_name, products.category
+    from catalog
+    left join purchases using (item)
+    group by catalog.item, catalog.sku, catalog.product_name, catalog.category
 
 ),
 
 co_purchase as (
 
-    select a.sku as bought_sku, b.sku, count(*) as together
+    select a.item as bought_item, b.item, count(*) as together
     from purchases as a
-    inner join purchases as b on a.person = b.person and a.sku <> b.sku
-    group by a.sku, b.sku
+    inner join purchases as b on a.person = b.person and a.item <> b.item
+    group by a.item, b.item
 
 ),
 
 similarity as (
 
-    select co_purchase.bought_sku, co_purchase.sku,
+    select co_purchase.bought_item, co_purchase.item,
            co_purchase.together / sqrt(bought.buyers * candidate.buyers) as similarity
     from co_purchase
-    inner join products as bought on bought.sku = co_purchase.bought_sku
-    inner join products as candidate on candidate.sku = co_purchase.sku
+    inner join products as bought on bought.item = co_purchase.bought_item
+    inner join products as candidate on candidate.item = co_purchase.item
     -- only each product's closest neighbours: every purchase fans out to this many candidates
     qualify row_number() over (
-        partition by co_purchase.bought_sku order by similarity desc, co_purchase.sku
+        partition by co_purchase.bought_item order by similarity desc, co_purchase.item
     ) <= {{ settings['similar_per_product'] }}
 
 ),
 
 by_co_purchase as (
 
-    select purchases.person, similarity.sku,
+    select purchases.person, similarity.item,
            sum(similarity.similarity) as score,
            -- the most similar product bought (ties: the smallest sku), without sorting
-           arg_min(similarity.bought_sku,
-                   {'distance': -similarity.similarity, 'sku': similarity.bought_sku})
+           arg_min(similarity.bought_item,
+                   {'distance': -similarity.similarity, 'item': similarity.bought_item})
                as because_of
     from purchases
-    inner join similarity on similarity.bought_sku = purchases.sku
-    group by purchases.person, similarity.sku
+    inner join similarity on similarity.bought_item = purchases.item
+    group by purchases.person, similarity.item
 
 ),
 
@@ -85,17 +93,17 @@ category_share as (
 
 category_favorites as (
 
-    select sku, category, buyers / max(buyers) over () as popularity
+    select item, category, buyers / max(buyers) over () as popularity
     from products
     where buyers > 0
-    qualify row_number() over (partition by category order by buyers desc, sku)
+    qualify row_number() over (partition by category order by buyers desc, item)
         <= {{ settings['candidates_per_category'] }}
 
 ),
 
 by_category as (
 
-    select category_share.person, category_favorites.sku,
+    select category_share.person, category_favorites.item,
            {{ settings['category_affinity_weight'] }} * category_share.share
                * category_favorites.popularity as score,
            category_share.category
@@ -106,8 +114,8 @@ by_category as (
 
 best_sellers as (
 
-    select sku, buyers / max(buyers) over () as score,
-           row_number() over (order by buyers desc, sku) as rank
+    select item, buyers / max(buyers) over () as score,
+           row_number() over (order by buyers desc, item) as rank
     from products
     where buyers > 0
     qualify rank <= {{ settings['per_customer'] }}
@@ -118,12 +126,12 @@ scored as (
 
     select
         coalesce(co.person, cat.person) as person,
-        coalesce(co.sku, cat.sku) as sku,
+        coalesce(co.item, cat.item) as item,
         coalesce(co.score, 0) + coalesce(cat.score, 0) as score,
         co.because_of,
         cat.category as liked_category
     from by_co_purchase as co
-    full outer join by_category as cat using (person, sku)
+    full outer join by_category as cat using (person, item)
 
 ),
 
@@ -131,19 +139,19 @@ unbought as (
 
     select scored.*
     from scored
-    anti join purchases using (person, sku)
+    anti join purchases using (person, item)
 
 ),
 
 best as (
 
     -- each buyer's top candidates by score (ties: the smallest sku), kept in a bounded heap
-    -- per buyer instead of sorting every candidate
+    -- per buyer instead of sorting every candidate; structs compare field by field, and
+    -- (person, item) is unique, so the fields after the first two never decide
     select person,
-           arg_min({'sku': sku, 'score': score, 'because_of': because_of,
-                    'liked_category': liked_category},
-                   {'negative_score': -score, 'sku': sku},
-                   {{ settings['per_customer'] }}) as picks
+           max({'score': score, 'negative_item': -item, 'item': item,
+                'because_of': because_of, 'liked_category': liked_category},
+               {{ settings['per_customer'] }}) as picks
     from unbought
     group by person
 
@@ -151,7 +159,7 @@ best as (
 
 ranked as (
 
-    select buyers.customer_key, picks.sku, picks.score, picks.because_of, picks.liked_category,
+    select buyers.customer_key, picks.item, picks.score, picks.because_of, picks.liked_category,
            picks.rank
     from (
         select person, unnest(picks, recursive := true), generate_subscripts(picks, 1) as rank
@@ -160,7 +168,7 @@ ranked as (
     inner join buyers using (person)
     union all
     -- prospects (no valid order yet) get the best sellers
-    select profiles.customer_key, best_sellers.sku, best_sellers.score, null, null,
+    select profiles.customer_key, best_sellers.item, best_sellers.score, null, null,
            best_sellers.rank
     from {{ ref('customer_profiles') }} as profiles
     cross join best_sellers
@@ -171,7 +179,7 @@ ranked as (
 select
     ranked.customer_key,
     ranked.rank::bigint as rank,
-    ranked.sku,
+    products.sku,
     products.category,
     round(ranked.score, 4) as score,
     case
@@ -182,5 +190,5 @@ select
         else 'a best seller'
     end as reason
 from ranked
-inner join products using (sku)
-left join products as because on because.sku = ranked.because_of
+inner join products using (item)
+left join products as because on because.item = ranked.because_of

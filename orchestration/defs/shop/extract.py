@@ -427,8 +427,11 @@ def _merge(
             parent_key = quote_ident(spec.primary_key[0])
             with source.engine.connect() as conn:
                 changed = [r[0] for r in conn.execute(changed_parents)]
-            con.execute("create or replace temp table _shop_parents (k BIGINT)")
-            con.executemany("insert into _shop_parents values (?)", [[k] for k in changed])
+            # one list parameter: executemany would run one insert per key
+            con.execute(
+                "create or replace temp table _shop_parents as select unnest(?::BIGINT[]) as k",
+                [changed],
+            )
             con.execute(f"delete from {target} where {parent_key} in (select k from _shop_parents)")
         else:
             con.execute(f"delete from {target} where ({pk}) in (select {pk} from _shop_new)")

@@ -14,7 +14,7 @@ def _load(con, rows, at):
 
 def _validate(con, data_dir, run_id):
     where, loaded_at = unvalidated_rows(con, TABLE)
-    passed, metadata = validate_table(con, TABLE, data_dir, where)
+    passed, metadata = validate_table(con, TABLE, data_dir, where, run_name=run_id)
     if passed:
         mark_validated(con, TABLE, loaded_at, run_id)
     return passed, metadata["rows_validated"]
@@ -43,3 +43,22 @@ def test_suite_sees_new_rows_and_keeps_seeing_rows_that_failed(tmp_path):
         con.execute(f"delete from {TABLE} where price < 0")  # fixed at the source, reloaded
         assert _validate(con, tmp_path, "run5") == (True, 1)
         assert _validate(con, tmp_path, "run6") == (True, 0)
+
+
+def test_data_docs_add_each_run_without_rendering_history_again(tmp_path):
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        con.execute(
+            "create schema raw_shop; create table raw_shop.products (product_id bigint, "
+            "sku varchar, category varchar, price decimal(12, 2), _loaded_at timestamptz)"
+        )
+        _load(con, [(1, "SKU-1", "shoes", 10)], dt.datetime(2026, 10, 1, tzinfo=dt.UTC))
+        docs = tmp_path / "quality" / "data_docs"
+        _validate(con, tmp_path, "run-a")
+        (first_page,) = (docs / "validations").rglob("*.html")
+        rendered = first_page.stat().st_mtime_ns
+        _validate(con, tmp_path, "run-b")
+        pages = sorted(page.parts[-3] for page in (docs / "validations").rglob("*.html"))
+        assert pages == ["run-a", "run-b"]  # filed under the Dagster run that validated
+        assert first_page.stat().st_mtime_ns == rendered  # the older page was left alone
+        index = (docs / "index.html").read_text()
+        assert "run-a" in index and "run-b" in index

@@ -32,7 +32,9 @@ def _suite_check(table: str) -> dg.AssetChecksDefinition:
     ) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             where, loaded_at = unvalidated_rows(con, table)
-            passed, metadata = validate_table(con, table, warehouse.path.parent, where)
+            passed, metadata = validate_table(
+                con, table, warehouse.path.parent, where, run_name=context.run.run_id
+            )
             if passed:
                 mark_validated(con, table, loaded_at, context.run.run_id)
         failed = "; ".join(

@@ -83,9 +83,14 @@ def mark_validated(
 
 
 def validate_table(
-    con: duckdb.DuckDBPyConnection, table: str, data_dir: Path, where: str = "true"
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    data_dir: Path,
+    where: str = "true",
+    run_name: str | None = None,
 ) -> tuple[bool, dict]:
-    """Validate the rows of `table` matching `where`."""
+    """Validate the rows of `table` matching `where`; `run_name` (the Dagster run id) files
+    the result in the data docs."""
     context = _context(data_dir)
     definition = context.validation_definitions.get(table)
     existing = {r[0]: r[1] for r in con.execute(f"describe {table}").fetchall()}
@@ -107,7 +112,11 @@ def validate_table(
         .combine_chunks()
         .to_pandas(self_destruct=True)
     )
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    run_id = RunIdentifier(run_name=run_name, run_time=dt.datetime.now(dt.UTC))
     result = definition.run(
+        run_id=run_id,
         batch_parameters={"dataframe": frame},
         result_format={
             "result_format": "COMPLETE",
@@ -136,7 +145,10 @@ def validate_table(
                 ],
             }
         )
-    context.build_data_docs()
+    # Render this result's page and the index only: rebuilding every stored result's page
+    # would grow with each night's history.
+    stored = [k for k in context.validation_results_store.list_keys() if k.run_id == run_id]
+    context.build_data_docs(resource_identifiers=stored)
     docs = data_dir / "quality" / "data_docs" / "index.html"
     metadata = {
         "rows_validated": len(frame),

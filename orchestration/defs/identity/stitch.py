@@ -141,9 +141,10 @@ def _guard(con: duckdb.DuckDBPyConnection, rules: dict) -> None:
 def _star_edges_sql(members: str) -> str:
     """Link the identifiers of one record: each to the record's smallest node id."""
     return f"""
-        select a, b from (
-            select min(node) over (partition by record) as a, node as b from {members}
-        ) where a <> b
+        select r.a, m.node as b
+        from {members} as m
+        join (select record, min(node) as a from {members} group by record) as r using (record)
+        where m.node <> r.a
     """
 
 

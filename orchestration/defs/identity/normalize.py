@@ -12,6 +12,7 @@ one core).
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import multiprocessing
@@ -58,9 +59,11 @@ def _parse_all(pairs: list[tuple[str | None, str | None]]) -> list[Parsed]:
 @functools.cache
 def _pool() -> concurrent.futures.ProcessPoolExecutor:
     # spawn, not fork: the parent runs DuckDB's threads
-    return concurrent.futures.ProcessPoolExecutor(
+    pool = concurrent.futures.ProcessPoolExecutor(
         os.cpu_count(), mp_context=multiprocessing.get_context("spawn")
     )
+    atexit.register(pool.shutdown)  # before interpreter teardown, or it complains on exit
+    return pool
 
 
 _pool_broken = False

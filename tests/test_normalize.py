@@ -5,7 +5,7 @@ import os
 import duckdb
 import pytest
 
-from orchestration.defs.identity import normalize
+from orchestration.defs.identity import normalize, phones
 
 
 def _normalized(values: list[tuple[str | None, str | None]]) -> list[tuple]:
@@ -46,9 +46,9 @@ def test_numbers_become_e164_or_say_why_not():
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="the pool needs two cores")
 def test_many_new_numbers_are_parsed_by_the_worker_pool_with_the_same_results():
-    normalize._cache.clear()
+    phones._cache.clear()
     values = [(f"+1 415 555 {i:04d}", "US") for i in range(1500)]
     values += [(f"0{i:09d}", "GB") for i in range(1500)] + [("not a phone", "US")] * 10
-    assert len(set(values)) > normalize.POOL_MIN_NUMBERS
-    assert _normalized(values) == [normalize.parse_phone(*v) for v in values]
-    assert normalize._pool.cache_info().currsize == 1 and not normalize._pool_broken
+    assert len(set(values)) > phones.POOL_MIN_NUMBERS
+    assert _normalized(values) == [phones.parse_phone(*v) for v in values]
+    assert phones._pool.cache_info().currsize == 1 and not phones._pool_broken

@@ -51,4 +51,4 @@ def test_many_new_numbers_are_parsed_by_the_worker_pool_with_the_same_results():
     values += [(f"0{i:09d}", "GB") for i in range(1500)] + [("not a phone", "US")] * 10
     assert len(set(values)) > phones.POOL_MIN_NUMBERS
     assert _normalized(values) == [phones.parse_phone(*v) for v in values]
-    assert phones._pool.cache_info().currsize == 1 and not phones._pool_broken
+    assert phones._pool is not None and not phones._pool_broken

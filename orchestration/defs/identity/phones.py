@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
-import functools
 import multiprocessing
 import os
+import threading
 
 import phonenumbers
 
@@ -49,14 +49,21 @@ def _parse_all(pairs: list[tuple[str | None, str | None]]) -> list[Parsed]:
     return [parse_phone(raw, region) for raw, region in pairs]
 
 
-@functools.cache
-def _pool() -> concurrent.futures.ProcessPoolExecutor:
-    # spawn, not fork: the parent runs DuckDB's threads
-    pool = concurrent.futures.ProcessPoolExecutor(
-        os.cpu_count(), mp_context=multiprocessing.get_context("spawn")
-    )
-    atexit.register(pool.shutdown)  # before interpreter teardown, or it complains on exit
-    return pool
+_pool: concurrent.futures.ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()  # DuckDB may call the functions from several threads at once
+
+
+def _workers() -> concurrent.futures.ProcessPoolExecutor:
+    """The process's one pool, started on first use."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            # spawn, not fork: the parent runs DuckDB's threads
+            _pool = concurrent.futures.ProcessPoolExecutor(
+                os.cpu_count(), mp_context=multiprocessing.get_context("spawn")
+            )
+            atexit.register(_pool.shutdown)  # before interpreter teardown, or it complains
+        return _pool
 
 
 _pool_broken = False
@@ -67,7 +74,7 @@ def _pool_failed() -> None:
     spawn imports again): parse in this process from now on."""
     global _pool_broken
     _pool_broken = True
-    _pool().shutdown(wait=False, cancel_futures=True)
+    _workers().shutdown(wait=False, cancel_futures=True)
 
 
 def parse_phones(raws: list[str | None], regions: list[str | None]) -> list[Parsed]:
@@ -82,7 +89,7 @@ def parse_phones(raws: list[str | None], regions: list[str | None]) -> list[Pars
         size = -(-len(new) // workers)
         parts = [new[i : i + size] for i in range(0, len(new), size)]
         try:
-            parsed = [result for part in _pool().map(_parse_all, parts) for result in part]
+            parsed = [result for part in _workers().map(_parse_all, parts) for result in part]
         except concurrent.futures.process.BrokenProcessPool:
             _pool_failed()
     if parsed is None:

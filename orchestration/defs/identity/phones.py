@@ -79,10 +79,12 @@ def _pool_failed() -> None:
 
 def parse_phones(raws: list[str | None], regions: list[str | None]) -> list[Parsed]:
     """parse_phone for every row, each distinct new (value, region) parsed once."""
+    global _cache
     if len(_cache) > _CACHE_MAX:
-        _cache.clear()
+        _cache = {}  # a new dict, not clear(): a call in another thread keeps the one it read
+    cache = _cache
     pairs = list(zip(raws, regions, strict=True))
-    new = list(dict.fromkeys(p for p in pairs if p not in _cache))
+    new = list(dict.fromkeys(p for p in pairs if p not in cache))
     workers = os.cpu_count() or 1
     parsed = None
     if len(new) >= POOL_MIN_NUMBERS and workers > 1 and not _pool_broken:
@@ -94,5 +96,5 @@ def parse_phones(raws: list[str | None], regions: list[str | None]) -> list[Pars
             _pool_failed()
     if parsed is None:
         parsed = _parse_all(new)
-    _cache.update(zip(new, parsed, strict=True))
-    return [_cache[p] for p in pairs]
+    cache.update(zip(new, parsed, strict=True))
+    return [cache[p] for p in pairs]

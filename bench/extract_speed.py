@@ -4,8 +4,9 @@
 
 The GA4 input is the demo export replicated (new device ids and timestamps per copy) into one
 export day split into numbered files, written in BigQuery's JSON convention (INT64 as
-strings). The shop table is `orders` in a scratch Postgres database filled by
-`generate_series`. Results are printed as a Markdown table.
+strings). Beside cdp's loader, DuckDB alone loads the same files into memory and into a
+table on disk: the ceiling of any loader built on it. The shop table is `orders` in a scratch
+Postgres database filled by `generate_series`. Results are printed as a Markdown table.
 """
 
 from __future__ import annotations
@@ -88,6 +89,32 @@ def time_ga4(root: Path, fmt: str) -> tuple[int, float]:
     return result["stats"].rows_loaded, seconds
 
 
+def time_duckdb_alone(root: Path, fmt: str) -> dict[str, float]:
+    """DuckDB's own speed on the same files, the ceiling of any loader built on it: parsing
+    every column into memory, and the same into a table on disk (parse + storage write)."""
+    files = str(root / fmt / "events_20260101" / "*")
+    reader = (
+        f"read_json('{files}', format='newline_delimited', columns={_json_columns()})"
+        if fmt == "json"
+        else f"read_parquet('{files}')"
+    )
+    timings = {}
+    for target, database in (("into memory", ":memory:"), ("into a table on disk", None)):
+        with duckdb.connect(database or str(root / f"alone_{fmt}.duckdb")) as con:
+            con.execute("set preserve_insertion_order = false")
+            started = time.perf_counter()
+            con.execute(f"create table events as select * from {reader}")
+            timings[target] = time.perf_counter() - started
+    return timings
+
+
+def _json_columns() -> str:
+    """GA4_SCHEMA as read_json's `columns`, with the top-level INT64s as BigQuery's strings."""
+    types = {c: "VARCHAR" if t == "BIGINT" else t for c, t in GA4_SCHEMA.items()}
+    quoted = {c: t.replace("'", "''") for c, t in types.items()}
+    return "{" + ", ".join(f"'{c}': '{t}'" for c, t in quoted.items()) + "}"
+
+
 def time_shop(admin_url: str, orders: int, root: Path) -> dict[str, float]:
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"cdp_bench_{uuid.uuid4().hex[:8]}"
@@ -155,6 +182,11 @@ def main() -> None:
             print(
                 f"| {label} → raw_ga4.events | {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} |"
             )
+            for target, seconds in time_duckdb_alone(root, fmt).items():
+                print(
+                    f"| DuckDB alone, {label} {target} | {rows:,} | {seconds:.2f} | "
+                    f"{rows / seconds:,.0f} |"
+                )
         timings = time_shop(args.postgres, args.orders, root)
         for label, seconds in timings.items():
             print(

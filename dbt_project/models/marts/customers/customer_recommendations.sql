@@ -71,12 +71,9 @@ similarity as (
 
 by_co_purchase as (
 
-    select purchases.person, similarity.item,
-           sum(similarity.similarity) as score,
-           -- the most similar product bought (ties: the smallest sku), without sorting
-           arg_min(similarity.bought_item,
-                   {'distance': -similarity.similarity, 'item': similarity.bought_item})
-               as because_of
+    -- the product bought that explains a candidate is found for the picks only (below): the
+    -- tens of millions of candidates here carry nothing but their score
+    select purchases.person, similarity.item, sum(similarity.similarity) as score
     from purchases
     inner join similarity on similarity.bought_item = purchases.item
     group by purchases.person, similarity.item
@@ -128,8 +125,8 @@ scored as (
         coalesce(co.person, cat.person) as person,
         coalesce(co.item, cat.item) as item,
         coalesce(co.score, 0) + coalesce(cat.score, 0) as score,
-        co.because_of,
-        cat.category as liked_category
+        co.person is not null as co_purchased,
+        cat.person is not null as category_liked
     from by_co_purchase as co
     full outer join by_category as cat using (person, item)
 
@@ -150,21 +147,42 @@ best as (
     -- (person, item) is unique, so the fields after the first two never decide
     select person,
            max({'score': score, 'negative_item': -item, 'item': item,
-                'because_of': because_of, 'liked_category': liked_category},
+                'co_purchased': co_purchased, 'category_liked': category_liked},
                {{ settings['per_customer'] }}) as picks
     from unbought
     group by person
 
 ),
 
+picks as (
+
+    select person, unnest(picks, recursive := true), generate_subscripts(picks, 1) as rank
+    from best
+
+),
+
+because as (
+
+    -- the most similar product bought (ties: the smallest sku), without sorting
+    select picks.person, picks.item,
+           arg_min(similarity.bought_item,
+                   {'distance': -similarity.similarity, 'item': similarity.bought_item})
+               as because_of
+    from picks
+    inner join purchases on purchases.person = picks.person
+    inner join similarity
+        on similarity.bought_item = purchases.item and similarity.item = picks.item
+    where picks.co_purchased
+    group by picks.person, picks.item
+
+),
+
 ranked as (
 
-    select buyers.customer_key, picks.item, picks.score, picks.because_of, picks.liked_category,
-           picks.rank
-    from (
-        select person, unnest(picks, recursive := true), generate_subscripts(picks, 1) as rank
-        from best
-    ) as picks
+    select buyers.customer_key, picks.item, picks.score, because.because_of,
+           picks.category_liked, picks.rank
+    from picks
+    left join because using (person, item)
     inner join buyers using (person)
     union all
     -- prospects (no valid order yet) get the best sellers
@@ -185,8 +203,8 @@ select
     case
         when ranked.because_of is not null
             then 'bought by people who also bought ' || because.product_name
-        when ranked.liked_category is not null
-            then 'popular in ' || ranked.liked_category || ', a category you buy'
+        when ranked.category_liked
+            then 'popular in ' || products.category || ', a category you buy'
         else 'a best seller'
     end as reason
 from ranked

@@ -3,7 +3,8 @@
     python bench/run.py --persons 100000 [--postgres URL] [--keep DIR]
 
 Runs a full refresh into an empty data dir, then the nightly increment (one new GA4 export
-day and the shop rows changed since), and prints per step: wall time, the rows it read and
+day and the shop rows changed since), then the same night again with nothing new (what a run
+costs beside the increment's own work), and prints per step: wall time, the rows it read and
 rows/s; plus peak RSS of the run and the DuckDB settings used. Uses the shop in SQLite unless
 --postgres is given.
 """
@@ -120,7 +121,7 @@ def main() -> None:
         "CDP_AS_OF": "2026-10-22",
     }
     shutil.rmtree(data_dir, ignore_errors=True)
-    for label in ("full refresh", "nightly increment"):
+    for label in ("full refresh", "nightly increment", "rerun, nothing new"):
         if label == "nightly increment":
             add_nightly_increment(sources, shop_url)
         seconds, rss, run_id = run_pipeline(data_dir, env)

@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 import sqlalchemy as sa
 
-from orchestration.defs.ga4.extract import GA4_SCHEMA, sync_export
+from orchestration.defs.ga4.extract import GA4_SCHEMA, json_columns, sync_export
 from orchestration.defs.shop.demo import load_shop_seeds
 from orchestration.defs.shop.extract import ShopSource, extract_table
 from orchestration.settings import SEEDS_DIR
@@ -94,7 +94,7 @@ def time_duckdb_alone(root: Path, fmt: str) -> dict[str, float]:
     every column into memory, and the same into a table on disk (parse + storage write)."""
     files = str(root / fmt / "events_20260101" / "*")
     reader = (
-        f"read_json('{files}', format='newline_delimited', columns={_json_columns()})"
+        f"read_json('{files}', format='newline_delimited', columns={json_columns()})"
         if fmt == "json"
         else f"read_parquet('{files}')"
     )
@@ -106,13 +106,6 @@ def time_duckdb_alone(root: Path, fmt: str) -> dict[str, float]:
             con.execute(f"create table events as select * from {reader}")
             timings[target] = time.perf_counter() - started
     return timings
-
-
-def _json_columns() -> str:
-    """GA4_SCHEMA as read_json's `columns`, with the top-level INT64s as BigQuery's strings."""
-    types = {c: "VARCHAR" if t == "BIGINT" else t for c, t in GA4_SCHEMA.items()}
-    quoted = {c: t.replace("'", "''") for c, t in types.items()}
-    return "{" + ", ".join(f"'{c}': '{t}'" for c, t in quoted.items()) + "}"
 
 
 def time_shop(admin_url: str, orders: int, root: Path) -> dict[str, float]:

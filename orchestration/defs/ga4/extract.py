@@ -225,14 +225,19 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def json_columns() -> str:
+    """GA4_SCHEMA as `read_json`'s `columns`; the top-level INT64s stay text, as BigQuery
+    writes them, and are cast once every line has been checked."""
+    columns = {k: ("VARCHAR" if k in _TOP_LEVEL_INTS else v) for k, v in GA4_SCHEMA.items()}
+    return "{" + ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in columns.items()) + "}"
+
+
 def _relation(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> str:
     """SQL for the file as GA4_SCHEMA columns; in JSON the top-level ints stay text."""
     if shard.fmt == "json":
-        columns = {k: ("VARCHAR" if k in _TOP_LEVEL_INTS else v) for k, v in GA4_SCHEMA.items()}
-        spec = "{" + ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in columns.items()) + "}"
         # ignore_errors: a malformed line comes back as an all-NULL row, found by _stage_file
         return (
-            f"read_json({_sql_str(path)}, format='newline_delimited', columns={spec}, "
+            f"read_json({_sql_str(path)}, format='newline_delimited', columns={json_columns()}, "
             "ignore_errors=true)"
         )
     if shard.fmt == "parquet":

@@ -68,15 +68,12 @@ def run(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"cdp: data dir {settings.data_dir}", flush=True)
     from orchestration.definitions import defs
+    from orchestration.defs.pipeline.jobs import full_refresh_run_config
 
     job = defs().resolve_job_def(JOB)
     run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if args.full_refresh:
-        run_config["ops"] = {
-            "ga4_events": {"config": {"full_refresh": True}},
-            "shop_tables": {"config": {"full_refresh": True}},
-            "dbt_prepare": {"config": {"full_refresh": True}},
-        }
+        run_config.update(full_refresh_run_config(job))
     started = time.perf_counter()
     result = job.execute_in_process(
         instance=_instance(settings.data_dir), run_config=run_config, raise_on_error=False
@@ -105,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="run the whole pipeline once")
@@ -117,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument(
         "--log-level", default="INFO", help="Dagster console log level (DEBUG, INFO, WARNING)"
     )
-    args = parser.parse_args(argv)
-    return run(args)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -25,3 +25,14 @@ nightly = dg.define_asset_job(
     description="Extract every source, stitch identities, build and check the marts, publish.",
     hooks={alert_on_failure},
 )
+
+
+def full_refresh_run_config(job: dg.JobDefinition) -> dict:
+    """`full_refresh: true` for every step of `job` that takes it, under the step's own op
+    name, so a renamed asset or a new incremental step cannot leave the option behind."""
+    ops = {}
+    for node in job.graph.node_defs:
+        fields = getattr(node.config_schema and node.config_schema.config_type, "fields", None)
+        if fields and "full_refresh" in fields:
+            ops[node.name] = {"config": {"full_refresh": True}}
+    return {"ops": ops}

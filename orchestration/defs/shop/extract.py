@@ -262,8 +262,13 @@ def check_schema(source: ShopSource, name: str, types: dict[str, str]) -> list[s
     return [c for c in types if c not in expected]
 
 
-def _watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime | None]:
-    """The newest cursor value already loaded, per table (None: table not loaded yet)."""
+def _watermarks(
+    con: duckdb.DuckDBPyConnection, clock: dt.datetime
+) -> dict[str, dt.datetime | None]:
+    """The newest cursor value already loaded, per table (None: table not loaded yet), never
+    later than `clock`: a change stamped in the future (a wrong server clock, a typo such as
+    9999-12-31) must not become the point from which the next runs read, or every real
+    change after it would be skipped."""
     marks = {}
     for name, spec in TABLES.items():
         column = spec.cursor or TABLES[spec.parent].cursor
@@ -274,9 +279,10 @@ def _watermarks(con: duckdb.DuckDBPyConnection) -> dict[str, dt.datetime | None]
             "where table_schema = 'raw_shop' and table_name = ?",
             [source_table],
         )
-        marks[name] = (
+        newest = (
             scalar(con, f"select max({column}) from raw_shop.{source_table}") if exists else None
         )
+        marks[name] = min(newest, clock) if newest is not None else None
     return marks
 
 
@@ -456,7 +462,7 @@ def extract_all(
     overlap: dt.timedelta = dt.timedelta(hours=2),
     log=None,
 ) -> dict[str, dict]:
-    marks = {} if full_refresh else _watermarks(con)
+    marks = {} if full_refresh else _watermarks(con, dt.datetime.now(dt.UTC))
     results = {}
     for name in tables:  # parents before children: watermarks were taken before any load
         results[name] = extract_table(con, source, name, marks.get(name), run_id, overlap=overlap)

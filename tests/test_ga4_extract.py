@@ -1,12 +1,17 @@
 import gzip
 import json
 import shutil
+from datetime import datetime
 
 import duckdb
+import fastavro
 import fsspec
+import polars as pl
+import pyarrow as pa
 import pytest
 
-from orchestration.defs.ga4.extract import list_export, sync_export
+from orchestration.defs.ga4 import extract
+from orchestration.defs.ga4.extract import GA4_SCHEMA, list_export, sync_export
 from orchestration.errors import SourceError
 from orchestration.warehouse import connect
 
@@ -86,6 +91,12 @@ def test_every_format_loads_with_ga4_types(export, tmp_path):
             "group by 1"
         ).fetchall()
         assert {d for d, _ in purchases} == set(per_day)
+        sessions = con.execute(
+            "select strftime(_export_day, '%Y%m%d'), count(*) from raw_ga4.events, "
+            "unnest(event_params) as p(param) where param.key = 'ga_session_id' "
+            "and param.value.int_value > 1_700_000_000 group by 1"
+        ).fetchall()
+        assert {d for d, _ in sessions} == set(per_day)
 
 
 def test_reexported_day_replaces_and_new_days_are_picked_up(export, tmp_path):
@@ -197,3 +208,193 @@ def test_parquet_without_a_required_column_is_schema_drift(tmp_path):
         connect(tmp_path / "w.duckdb") as con,
     ):
         sync_export(con, str(tmp_path / "export"), "run-d")
+
+
+# --- Avro from different writers: the same events must load as they do from NDJSON ---
+
+AVRO_DAY = "events_20261105"
+LOAD_COLUMNS = ("_export_day", "_source_file", "_loaded_at")
+
+
+def avro_type(kind: pa.DataType, name: str):
+    """A nullable Avro type for an Arrow type, every record defined where it is used."""
+    if pa.types.is_struct(kind):
+        fields = [{"name": f.name, "type": avro_type(f.type, f"{name}_{f.name}")} for f in kind]
+        return ["null", {"type": "record", "name": name, "fields": fields}]
+    if pa.types.is_list(kind):
+        return ["null", {"type": "array", "items": avro_type(kind.value_type, name)[1]}]
+    plain = {"string": "string", "int64": "long", "double": "double", "bool": "boolean"}
+    return ["null", plain[str(kind)]]
+
+
+def bq_json(value):
+    """BigQuery's JSON export: INT64 as strings, NULL fields left out."""
+    if isinstance(value, dict):
+        return {k: bq_json(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [bq_json(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+@pytest.fixture(scope="module")
+def ga4_events(tmp_path_factory):
+    """GA4 events with every column of the export schema (as Arrow), and the rows they load
+    as from NDJSON, the reference every Avro writer is compared with."""
+    tmp = tmp_path_factory.mktemp("ga4_events")
+    with connect(tmp / "demo.duckdb") as con:
+        day = tmp / "demo" / "events_20261005"
+        day.mkdir(parents=True)
+        shutil.copy(DEMO / "events_20261005" / "000000000000.json", day)
+        sync_export(con, str(tmp / "demo"), "demo")
+        columns = ", ".join(f'"{c}"' for c in GA4_SCHEMA)
+        table = con.sql(
+            f"select {columns} from raw_ga4.events order by event_timestamp limit 300"
+        ).to_arrow_table()
+    events = table.to_pylist()
+    # Fill what the demo day leaves empty, so every kind of value goes through each writer.
+    for n, event in enumerate(events):
+        event["event_date"] = "20261105"
+        event["is_active_user"] = n % 2 == 0
+        event["event_value_in_usd"] = n / 8 if n % 3 else None
+        event["event_previous_timestamp"] = event["event_timestamp"] - 1_000_123
+        if n % 3 == 0:
+            value = dict.fromkeys(("string_value", "int_value", "float_value", "double_value"))
+            event["user_properties"] = [
+                {
+                    "key": "tier",
+                    "value": {
+                        **value,
+                        "string_value": "gold",
+                        "set_timestamp_micros": event["event_timestamp"] - 7,
+                    },
+                },
+                {"key": "visits", "value": {**value, "int_value": n, "set_timestamp_micros": None}},
+            ]
+    table = pa.Table.from_pylist(events, schema=table.schema)
+    export = tmp / "json" / AVRO_DAY
+    export.mkdir(parents=True)
+    lines = "".join(json.dumps(bq_json(e)) + "\n" for e in events)
+    (export / "000000000000.json").write_text(lines)
+    with connect(tmp / "json.duckdb") as con:
+        sync_export(con, str(tmp / "json"), "json")
+        rows = loaded_rows(con)
+    assert len(rows) == len(events)
+    return table, rows
+
+
+def loaded_rows(con) -> list[tuple]:
+    return con.execute(
+        f"select * exclude ({', '.join(LOAD_COLUMNS)}) from raw_ga4.events order by all"
+    ).fetchall()
+
+
+def fastavro_file(path, table: pa.Table, style: str, codec: str) -> None:
+    """Write the events as Avro in one of several schema styles other writers use."""
+    schema = {
+        "type": "record",
+        "name": "Root",
+        "fields": [{"name": f.name, "type": avro_type(f.type, f.name)} for f in table.schema],
+    }
+    fields = {f["name"]: f for f in schema["fields"]}
+    param = fields["user_properties"]["type"][1]["items"]  # key, value (with a set time)
+    events = table.to_pylist()
+    if style in ("named", "namespaced", "fallback"):
+        # One record type for both key/value lists, defined once and then referred to by name
+        # (the event params' value has no set time; it loads as NULL and is not kept).
+        param["name"] = "param"
+        reference = "param"
+        if style == "namespaced":
+            param["namespace"] = "com.google.analytics"
+            reference = "com.google.analytics.param"
+        fields["event_params"]["type"][1]["items"] = param
+        fields["user_properties"]["type"][1]["items"] = reference
+    if style in ("logical", "fallback"):
+        micros = ["null", {"type": "long", "logicalType": "timestamp-micros"}]
+        for name in ("event_timestamp", "event_previous_timestamp", "user_first_touch_timestamp"):
+            fields[name]["type"] = micros
+        value = next(f for f in param["fields"] if f["name"] == "value")["type"][1]
+        value["fields"][-1] = {"name": "set_timestamp_micros", "type": micros}
+        fields["event_date"]["type"] = ["null", {"type": "int", "logicalType": "date"}]
+        for event in events:
+            event["event_date"] = datetime.strptime(event["event_date"], "%Y%m%d").date()
+    if style == "fallback":
+        # Columns outside GA4's schema that polars cannot read; they are not loaded.
+        schema["fields"] += [
+            {"name": "labels", "type": {"type": "map", "values": "string"}},
+            {"name": "score", "type": ["null", "long", "string"]},
+        ]
+        for n, event in enumerate(events):
+            event["labels"] = {"n": str(n)}
+            event["score"] = n if n % 2 else str(n)
+    with open(path, "wb") as fh:
+        fastavro.writer(fh, fastavro.parse_schema(schema), events, codec=codec)
+
+
+def polars_file(path, table: pa.Table) -> None:
+    """polars' own Avro writer, with GA4's times and day as timestamp and date types."""
+    frame = (
+        pl.from_arrow(table)
+        .with_columns(
+            pl.from_epoch(pl.col(c), time_unit="us")
+            for c in ("event_timestamp", "event_previous_timestamp", "user_first_touch_timestamp")
+        )
+        .with_columns(pl.col("event_date").str.to_date("%Y%m%d"))
+    )
+    frame.write_avro(path, compression="snappy")
+
+
+@pytest.mark.parametrize(
+    ("writer", "codec"),
+    [
+        ("named", "deflate"),
+        ("namespaced", "null"),
+        ("named", "snappy"),
+        ("logical", "deflate"),
+        ("fallback", "snappy"),
+        ("polars", "snappy"),
+    ],
+)
+def test_avro_from_any_writer_loads_like_ndjson(ga4_events, tmp_path, monkeypatch, writer, codec):
+    table, expected = ga4_events
+    day = tmp_path / "export" / AVRO_DAY
+    day.mkdir(parents=True)
+    path = day / "000000000000.avro"
+    if writer == "polars":
+        polars_file(path, table)
+    else:
+        fastavro_file(path, table, writer, codec)
+    decoded_by_fastavro = []
+    monkeypatch.setattr(
+        extract,
+        "_read_with_fastavro",
+        lambda p, read=extract._read_with_fastavro: decoded_by_fastavro.append(p) or read(p),
+    )
+    with connect(tmp_path / "w.duckdb") as con:
+        stats = sync_export(con, str(tmp_path / "export"), "run-a")["stats"]
+        assert (stats.rows_read, stats.rows_loaded) == (table.num_rows, table.num_rows)
+        assert loaded_rows(con) == expected
+    # named types keep the file on polars' fast path; only what polars cannot read is not
+    assert bool(decoded_by_fastavro) == (writer == "fallback")
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_avro"])
+def test_corrupt_avro_is_a_clear_error_naming_the_file(ga4_events, tmp_path, damage):
+    table, _ = ga4_events
+    day = tmp_path / "export" / AVRO_DAY
+    day.mkdir(parents=True)
+    path = day / "000000000000.avro"
+    fastavro_file(path, table, "named", "deflate")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3] if damage == "truncated" else b"{}\n" * 50)
+    with (
+        pytest.raises(
+            SourceError,
+            match=rf"\[ga4\] .*{AVRO_DAY}/000000000000\.avro: cannot read this avro file",
+        ),
+        connect(tmp_path / "w.duckdb") as con,
+    ):
+        sync_export(con, str(tmp_path / "export"), "run-c")
+    with connect(tmp_path / "w.duckdb") as con:
+        assert count(con, "select count(*) from raw_ga4.events") == 0

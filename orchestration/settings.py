@@ -22,6 +22,7 @@ class Settings:
     sheets_api_url: str
     default_phone_region: str
     as_of: dt.date | None
+    source_timeout_seconds: float  # one call to a source, retries and waits included
 
     @property
     def warehouse_path(self) -> Path:
@@ -48,4 +49,19 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sheets_api_url=env.get("CDP_SHEETS_API_URL") or "https://sheets.googleapis.com",
         default_phone_region=env.get("CDP_DEFAULT_PHONE_REGION") or "US",
         as_of=dt.date.fromisoformat(as_of) if as_of else None,
+        source_timeout_seconds=_positive_seconds(env, "CDP_SOURCE_TIMEOUT_SECONDS", 300.0),
     )
+
+
+def _positive_seconds(env, name: str, default: float) -> float:
+    """A bad value stops the run with the variable's name, not a bare `float()` error."""
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f"{name}={value!r}: expected a number of seconds above 0")
+    return seconds

@@ -1,10 +1,13 @@
 """A loopback server speaking the Google OAuth token and Sheets API v4 `values:batchGet` wire
-format, for tests. `responses` is a queue of (status, body) answered before the real data."""
+format, for tests. `responses` is a queue of (status, body) or (status, body, headers) answered
+before the real data. Misbehaviour on demand: `stall` ("token" or "values") takes the request and
+never answers; `trickle` sends the values answer one byte per that many seconds."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -17,28 +20,56 @@ TOKEN = "ya29.loopback-token"
 class SheetsServer:
     def __init__(self, spreadsheet_id: str, tabs: dict[str, list[list[str]]]):
         self.spreadsheet_id, self.tabs = spreadsheet_id, tabs
-        self.responses: list[tuple[int, dict]] = []
+        self.responses: list[tuple] = []
         self.requests: list[str] = []
+        self.request_times: list[float] = []  # time.monotonic() of each values request
+        self.token_requests = 0
+        self.stall: str | None = None
+        self.trickle: float | None = None
+        self.closing = threading.Event()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
-            def _send(self, status: int, body: dict) -> None:
+            def _send(
+                self,
+                status: int,
+                body: dict,
+                headers: dict | None = None,
+                trickle: float | None = None,
+            ) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(data)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                if trickle is None:
+                    self.wfile.write(data)
+                    return
+                for byte in data:
+                    if server.closing.wait(trickle):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             def do_POST(self):  # the service account's JWT exchange
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                server.token_requests += 1
+                if server.stall == "token":
+                    server.closing.wait()
+                    return
                 self._send(200, {"access_token": TOKEN, "expires_in": 3600, "token_type": "Bearer"})
 
             def do_GET(self):
                 server.requests.append(self.path)
+                server.request_times.append(time.monotonic())
+                if server.stall == "values":
+                    server.closing.wait()
+                    return
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     return self._send(
                         401,
@@ -91,6 +122,7 @@ class SheetsServer:
                             for name in ranges
                         ],
                     },
+                    trickle=server.trickle,
                 )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -102,6 +134,7 @@ class SheetsServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -1,7 +1,13 @@
+import logging
+import re
+import socket
+import time
+import uuid
+
 import pytest
 
 from orchestration.defs.sheets.extract import TABS, load_tab, read_tabs
-from orchestration.errors import SourceError
+from orchestration.errors import SourceError, SourceUnavailableError
 from orchestration.warehouse import connect
 
 from .conftest import SEEDS
@@ -137,3 +143,120 @@ def test_missing_column_and_overlong_rows(tmp_path):
             load_tab(con, privacy, "run-1", str(folder))
     with pytest.raises(SourceError, match="tab 'survey_responses' missing"):
         read_tabs(str(folder), ["survey_responses"], "", None)
+
+
+def error_body(status: int, message: str) -> dict:
+    return {"error": {"code": status, "message": message, "status": "UNAVAILABLE"}}
+
+
+def recording_logger() -> tuple[logging.Logger, list[str]]:
+    """A logger of its own (the suite runs with pytest's log capture off) and its messages."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger(f"test-sheets-{uuid.uuid4().hex}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    return logger, messages
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_retry_after_is_honoured_and_each_retry_logged(tmp_path):
+    log, messages = recording_logger()
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.responses += [
+            (429, error_body(429, "Quota exceeded"), {"Retry-After": "2"}),
+            (503, error_body(503, "Backend unavailable"), {"Retry-After": "1"}),
+        ]
+        tabs = read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds, log=log)
+        first, second, third = server.request_times
+    assert [t.name for t in tabs] == list(TABS)
+    assert second - first >= 2 and third - second >= 1
+    assert len(messages) == 2
+    assert "HTTP 429 (attempt 1 of 5); retrying in 2.0s" in messages[0]
+    assert "Retry-After: 2" in messages[0]
+    assert "HTTP 503 (attempt 2 of 5); retrying in 1.0s" in messages[1]
+
+
+def test_retries_that_run_out_say_what_to_fix(tmp_path):
+    log, messages = recording_logger()
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.responses += [(503, error_body(503, "down"), {"Retry-After": "0"})] * 5
+        with pytest.raises(SourceUnavailableError) as failure:
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds, log=log)
+        assert len(server.requests) == 5
+    assert re.fullmatch(
+        rf"\[sheets\] spreadsheet {SHEET_ID}: HTTP 503 \(failed 5 times\)\. "
+        r"Fix: check the Sheets API's status .*",
+        str(failure.value),
+    )
+    assert [m.split("(attempt ")[1][:6] for m in messages] == [
+        "1 of 5",
+        "2 of 5",
+        "3 of 5",
+        "4 of 5",
+    ]
+
+
+def test_a_trickling_answer_ends_at_the_deadline(tmp_path):
+    """One byte every 50 ms: each read is quick, the whole answer would take a minute."""
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.trickle = 0.05
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"no complete answer within 3s.*Fix: check that"):
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds, timeout=3)
+        assert time.monotonic() - started < 6
+        assert len(server.requests) == 1  # the deadline is spent: no retry
+
+
+@pytest.mark.parametrize(
+    ("stall", "where"), [("values", f"spreadsheet {SHEET_ID}"), ("token", "token endpoint")]
+)
+def test_a_server_that_never_answers_ends_at_the_deadline(tmp_path, stall, where):
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.stall = stall
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=rf"{where}.*no complete answer within 2s"):
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds, timeout=2)
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("api_url", "expected"),
+    [
+        ("http://127.0.0.1:{closed}", r"connection to .* refused.*Fix: check the host and port"),
+        ("http://nohost.invalid", r"unknown host nohost.invalid.*Fix: check the host name in CDP"),
+        ("http://127.0.0.1:54x2", r"malformed URL.*Fix: correct CDP_SHEETS_API_URL"),
+        ("127.0.0.1:8080", r"malformed URL.*Fix: correct CDP_SHEETS_API_URL"),
+    ],
+)
+def test_unreachable_or_malformed_api_url_fails_at_once(tmp_path, api_url, expected):
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=rf"^\[sheets\] spreadsheet {SHEET_ID}: {expected}"):
+            read_tabs(
+                f"gsheets://{SHEET_ID}", list(TABS), api_url.format(closed=closed_port()), creds
+            )
+        assert time.monotonic() - started < 15
+
+
+def test_an_unreachable_token_endpoint_fails_at_once(tmp_path):
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        key = tmp_path / "sa.json"
+        server.service_account_file(key)
+        key.write_text(key.read_text().replace(server.url, f"http://127.0.0.1:{closed_port()}"))
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"token endpoint .*refused.*Fix: .*token_uri"):
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, str(key))
+        assert time.monotonic() - started < 15
+        assert server.requests == []

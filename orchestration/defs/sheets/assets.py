@@ -25,7 +25,9 @@ def sheets_tabs(
 ):
     selected = [t for t in TABS if dg.AssetKey(["raw_sheets", t]) in context.selected_asset_keys]
     with fail_at_once_on_terminal_errors():
-        tabs = read_tabs(sheets.uri, selected, sheets.api_url, sheets.credentials_path)
+        tabs = read_tabs(
+            sheets.uri, selected, sheets.api_url, sheets.credentials_path, log=context.log
+        )
     with warehouse.connect() as con:
         for tab in tabs:
             with fail_at_once_on_terminal_errors():

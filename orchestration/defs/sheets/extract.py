@@ -11,15 +11,21 @@ the header is quarantined.
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import email.utils
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import duckdb
 import pyarrow as pa
 import requests
+import urllib3
+from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema
 
-from orchestration.errors import SourceError, TransientSourceError, retry_transient
+from orchestration.errors import Deadline, SourceError, TransientSourceError, retry_transient
 from orchestration.warehouse import LoadStats, quarantine
 
 SOURCE = "sheets"
@@ -43,6 +49,7 @@ TABS: dict[str, list[str]] = {
     "privacy_requests": ["requested_at", "email", "phone", "request_type"],
 }
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -74,19 +81,18 @@ def read_local(folder: Path, tabs: list[str]) -> list[Tab]:
     return result
 
 
-def _authorized_session(credentials_path: str | None) -> requests.Session:
+def _credentials(credentials_path: str | None):
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
-    from google.auth.transport.requests import AuthorizedSession
     from google.oauth2 import service_account
 
     try:
         if credentials_path:
-            credentials = service_account.Credentials.from_service_account_file(
+            return service_account.Credentials.from_service_account_file(
                 credentials_path, scopes=SCOPES
             )
-        else:
-            credentials, _ = google.auth.default(scopes=SCOPES)
+        credentials, _ = google.auth.default(scopes=SCOPES)
+        return credentials
     except (DefaultCredentialsError, OSError, ValueError) as exc:
         raise SourceError(
             SOURCE,
@@ -94,43 +100,195 @@ def _authorized_session(credentials_path: str | None) -> requests.Session:
             f"no usable Google credentials ({exc})",
             "set GOOGLE_APPLICATION_CREDENTIALS to a service-account JSON key file",
         ) from exc
-    return AuthorizedSession(credentials)
+
+
+@dataclass
+class _Answer:
+    status: int
+    headers: Mapping[str, str]
+    data: bytes
+
+
+def _exchange(
+    session: requests.Session,
+    method: str,
+    url: str,
+    deadline: Deadline,
+    *,
+    where: str,
+    setting: str,
+    **kwargs,
+) -> _Answer:
+    """One HTTP request whose answer must be complete by the deadline. The timeout of
+    `requests` bounds each read only, so a server sending a byte now and then would hold the
+    run forever: the body is read as it arrives, the socket's timeout shrinking with the time
+    left. Faults retrying cannot fix (malformed URL, unknown host, nothing listening) are
+    terminal; dropped connections and timeouts short of the deadline are transient."""
+    try:
+        if deadline.remaining() <= 0:
+            raise deadline.exceeded(SOURCE, where, f"check that {setting} answers")
+        with session.request(
+            method,
+            url,
+            stream=True,
+            timeout=(min(CONNECT_TIMEOUT_SECONDS, deadline.remaining()), deadline.remaining()),
+            **kwargs,
+        ) as response:
+            body = bytearray()
+            while chunk := _read_some(response.raw, deadline.remaining()):
+                body += chunk
+            return _Answer(response.status_code, response.headers, bytes(body))
+    except (InvalidURL, InvalidSchema, MissingSchema) as exc:
+        raise SourceError(SOURCE, where, f"malformed URL ({exc})", f"correct {setting}") from exc
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if deadline.remaining() <= 0:
+            raise deadline.exceeded(SOURCE, where, f"check that {setting} answers") from exc
+        reason = getattr(exc.args[0], "reason", None) if exc.args else None
+        host = urlsplit(url).netloc
+        if isinstance(reason, urllib3.exceptions.NameResolutionError):
+            raise SourceError(
+                SOURCE, where, f"unknown host {host}", f"check the host name in {setting}"
+            ) from exc
+        if isinstance(reason, urllib3.exceptions.NewConnectionError) and isinstance(
+            reason.__cause__, ConnectionRefusedError
+        ):
+            raise SourceError(
+                SOURCE,
+                where,
+                f"connection to {host} refused (nothing listens there)",
+                f"check the host and port in {setting}",
+            ) from exc
+        if isinstance(exc, requests.exceptions.SSLError):
+            raise SourceError(
+                SOURCE, where, f"TLS failed ({exc})", f"check the URL in {setting}"
+            ) from exc
+        raise TransientSourceError(
+            SOURCE, where, f"{type(exc).__name__}: {exc}", f"check that {setting} answers"
+        ) from exc
+
+
+def _read_some(raw, seconds: float) -> bytes:
+    """What has arrived of the body, waiting at most `seconds` for it; b"" at its end."""
+    if seconds <= 0:
+        raise TimeoutError("the deadline passed while the answer was still arriving")
+    sock = getattr(raw.connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+    return raw.read1(1 << 16, decode_content=True)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds, given as a number or as an HTTP date."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+class _TokenRequest:
+    """google-auth's HTTP hook for the service account's token call, so that call keeps the
+    same deadline and retry rules (and logs) as the Sheets call itself."""
+
+    def __init__(self, session: requests.Session, deadline: Deadline):
+        self.session, self.deadline = session, deadline
+
+    def __call__(self, url, method="GET", body=None, headers=None, timeout=None, **kwargs):
+        where = f"token endpoint {urlsplit(url).netloc}"
+        setting = "the token_uri of the key in GOOGLE_APPLICATION_CREDENTIALS"
+        answer = _exchange(
+            self.session,
+            method,
+            url,
+            self.deadline,
+            where=where,
+            setting=setting,
+            data=body,
+            headers=headers,
+        )
+        if answer.status == 429 or answer.status >= 500:
+            raise TransientSourceError(
+                SOURCE,
+                where,
+                f"HTTP {answer.status}",
+                f"check {setting}",
+                _retry_after(answer.headers),
+            )
+        return answer
 
 
 def read_gsheets(
-    spreadsheet_id: str, tabs: list[str], api_url: str, credentials_path: str | None
+    spreadsheet_id: str,
+    tabs: list[str],
+    api_url: str,
+    credentials_path: str | None,
+    *,
+    timeout: float | None = None,
+    log=None,
 ) -> list[Tab]:
-    """One `values:batchGet` for all tabs; 429/5xx and dropped connections are retried."""
-    from google.auth.exceptions import RefreshError, TransportError
+    """One `values:batchGet` for all tabs within one deadline, the token call included;
+    429/5xx and dropped connections are retried, each retry logged."""
+    from google.auth.exceptions import RefreshError
 
-    session = _authorized_session(credentials_path)
+    credentials = _credentials(credentials_path)
     url = f"{api_url.rstrip('/')}/v4/spreadsheets/{quote(spreadsheet_id, safe='')}/values:batchGet"
     params = [("ranges", tab) for tab in tabs] + [
         ("majorDimension", "ROWS"),
         ("valueRenderOption", "FORMATTED_VALUE"),
     ]
     where = f"spreadsheet {spreadsheet_id}"
+    deadline = Deadline(timeout)
 
-    @retry_transient()
-    def call() -> dict:
+    @retry_transient(deadline=deadline, log=log)
+    def call(session: requests.Session) -> dict:
+        headers: dict[str, str] = {}
         try:
-            response = session.get(url, params=params, timeout=60)
-        except (requests.ConnectionError, requests.Timeout, TransportError) as exc:
-            raise TransientSourceError(f"{where}: {exc}") from exc
+            credentials.before_request(_TokenRequest(session, deadline), "GET", url, headers)
         except RefreshError as exc:
+            if getattr(exc, "retryable", False):
+                raise TransientSourceError(
+                    SOURCE,
+                    where,
+                    f"no token yet ({exc})",
+                    "check the key in GOOGLE_APPLICATION_CREDENTIALS",
+                ) from exc
             raise SourceError(
                 SOURCE,
                 where,
                 f"the service account could not get a token ({exc})",
                 "check the key in GOOGLE_APPLICATION_CREDENTIALS",
             ) from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientSourceError(f"{where}: HTTP {response.status_code}")
-        if response.status_code != 200:
-            raise _terminal(response, where, tabs)
-        return response.json()
+        answer = _exchange(
+            session,
+            "GET",
+            url,
+            deadline,
+            where=where,
+            setting="CDP_SHEETS_API_URL",
+            params=params,
+            headers=headers,
+        )
+        if answer.status == 429 or answer.status >= 500:
+            raise TransientSourceError(
+                SOURCE,
+                where,
+                f"HTTP {answer.status}",
+                "check the Sheets API's status and the project's quota, then run again",
+                _retry_after(answer.headers),
+            )
+        if answer.status != 200:
+            raise _terminal(answer, where, tabs)
+        return json.loads(answer.data)
 
-    payload = call()
+    with requests.Session() as session:
+        payload = call(session)
     ranges = payload.get("valueRanges", [])
     return [
         Tab(name, value_range.get("values", []))
@@ -138,12 +296,12 @@ def read_gsheets(
     ]
 
 
-def _terminal(response: requests.Response, where: str, tabs: list[str]) -> SourceError:
+def _terminal(answer: _Answer, where: str, tabs: list[str]) -> SourceError:
     try:
-        message = response.json().get("error", {}).get("message", "")
-    except ValueError:
-        message = response.text[:200]
-    status = response.status_code
+        message = json.loads(answer.data).get("error", {}).get("message", "")
+    except (ValueError, AttributeError):
+        message = answer.data[:200].decode("utf-8", "replace")
+    status = answer.status
     if status == 400 and "parse range" in message.lower():
         missing = next((t for t in tabs if t in message), ", ".join(tabs))
         return SourceError(
@@ -163,7 +321,15 @@ def _terminal(response: requests.Response, where: str, tabs: list[str]) -> Sourc
     )
 
 
-def read_tabs(uri: str, tabs: list[str], api_url: str, credentials_path: str | None) -> list[Tab]:
+def read_tabs(
+    uri: str,
+    tabs: list[str],
+    api_url: str,
+    credentials_path: str | None,
+    *,
+    timeout: float | None = None,
+    log=None,
+) -> list[Tab]:
     if uri.startswith("gsheets://"):
         spreadsheet_id = uri.removeprefix("gsheets://").strip("/")
         if not spreadsheet_id or "/" in spreadsheet_id:
@@ -173,7 +339,9 @@ def read_tabs(uri: str, tabs: list[str], api_url: str, credentials_path: str | N
                 "malformed Sheets URI",
                 "use gsheets://<spreadsheet_id> (the id from the sheet's URL)",
             )
-        return read_gsheets(spreadsheet_id, tabs, api_url, credentials_path)
+        return read_gsheets(
+            spreadsheet_id, tabs, api_url, credentials_path, timeout=timeout, log=log
+        )
     if "://" in uri and not uri.startswith("file://"):
         raise SourceError(
             SOURCE,

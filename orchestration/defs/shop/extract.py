@@ -23,7 +23,12 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
-from orchestration.errors import SourceError, TransientSourceError, retry_transient
+from orchestration.errors import (
+    SourceError,
+    TransientSourceError,
+    retry_transient,
+    source_timeout,
+)
 from orchestration.row_rules import apply_row_rules
 from orchestration.warehouse import LoadStats, quarantine, quote_ident, scalar
 
@@ -129,12 +134,36 @@ def duckdb_type(column: sa.Column) -> str:
 
 
 class ShopSource:
-    """One SQLAlchemy database holding the shop tables."""
+    """One SQLAlchemy database holding the shop tables.
 
-    def __init__(self, url: str, schema: str | None = None):
+    On Postgres, a connection attempt gives up after `CONNECT_TIMEOUT_SECONDS` and a statement
+    after `timeout` (default CDP_SOURCE_TIMEOUT_SECONDS), unless the URL sets its own limits:
+    a database that hangs must not hold the night's run."""
+
+    CONNECT_TIMEOUT_SECONDS = 10
+    # Faults retrying cannot fix, with what to do about them; anything else from the connection
+    # (reset, connect timeout) is transient.
+    _TERMINAL = (
+        (
+            ("connection refused", "failed to resolve host", "could not translate host name"),
+            "check the host and port in CDP_SHOP_DB_URL and that the database runs there",
+        ),
+        (
+            ("statement timeout",),
+            "raise CDP_SOURCE_TIMEOUT_SECONDS if the query is just slow, or check the database",
+        ),
+        (_TERMINAL_HINTS, "check CDP_SHOP_DB_URL (host, database, user, password)"),
+    )
+
+    def __init__(self, url: str, schema: str | None = None, timeout: float | None = None):
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
+            parsed = sa.engine.make_url(url)
+            self.engine = sa.create_engine(
+                parsed,
+                pool_pre_ping=True,
+                connect_args=self._limits(parsed, source_timeout() if timeout is None else timeout),
+            )
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
             raise SourceError(
                 SOURCE,
                 "CDP_SHOP_DB_URL",
@@ -145,6 +174,24 @@ class ShopSource:
         self.schema = schema if self.is_postgres or schema else None
         if self.is_postgres and not self.schema:
             self.schema = "shop"
+
+    @classmethod
+    def _limits(cls, url: sa.URL, timeout: float) -> dict:
+        """libpq's connect_timeout and statement_timeout, for the drivers built on libpq."""
+        if url.get_backend_name() != "postgresql" or url.get_driver_name() not in (
+            "psycopg",
+            "psycopg2",
+        ):
+            return {}
+        limits: dict = {}
+        if "connect_timeout" not in url.query:
+            limits["connect_timeout"] = max(2, round(min(cls.CONNECT_TIMEOUT_SECONDS, timeout)))
+        # Options in the URL come after ours, so their own statement_timeout wins.
+        options = url.query.get("options") or ""
+        if not isinstance(options, str):
+            options = " ".join(options)
+        limits["options"] = f"-c statement_timeout={round(timeout * 1000)} {options}".strip()
+        return limits
 
     def describe(self, table: str) -> str:
         return f"{self.schema}.{table}" if self.schema else table
@@ -158,10 +205,16 @@ class ShopSource:
                 "table not found",
                 "check CDP_SHOP_DB_URL and CDP_SHOP_DB_SCHEMA",
             )
-        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError) and not any(
-            hint in message.lower() for hint in _TERMINAL_HINTS
-        ):
-            return TransientSourceError(f"{self.describe(table)}: {message}")
+        if isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+            for hints, fix in self._TERMINAL:
+                if any(hint in message.lower() for hint in hints):
+                    return SourceError(SOURCE, self.describe(table), message, fix)
+            return TransientSourceError(
+                SOURCE,
+                self.describe(table),
+                message,
+                "check that the database in CDP_SHOP_DB_URL is up and reachable",
+            )
         return SourceError(
             SOURCE,
             self.describe(table),

@@ -8,16 +8,33 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from orchestration import warehouse
 from orchestration.defs.shop.demo import ensure_demo_shop_db
 from orchestration.defs.shop.extract import ShopSource
+from orchestration.run_lock import RunInProgress, run_lock
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The build warehouse `$CDP_DATA_DIR/warehouse.duckdb`."""
+    """The build warehouse `$CDP_DATA_DIR/warehouse.duckdb`.
+
+    Set up once per run (the in-process executor), it holds the data dir's run lock for the
+    whole run, so a run launched from the UI refuses to start beside another one."""
 
     data_dir: str
+    _lock: contextlib.ExitStack | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._lock = contextlib.ExitStack()
+        try:
+            self._lock.enter_context(run_lock(Path(self.data_dir)))
+        except RunInProgress as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.close()
 
     @property
     def path(self) -> Path:

@@ -50,17 +50,27 @@ def data_dir(tmp_path, monkeypatch):
     return path
 
 
-def run_cdp(data_dir: Path, *args: str, **env: str):
-    """`cdp run` in a subprocess, as a user runs it, on the demo unless `env` says otherwise."""
-    import subprocess
-    import sys
-
+def cdp_env(data_dir: Path, **env: str) -> dict[str, str]:
+    """The environment of a user's `cdp run`: the demo unless `env` says otherwise."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
     clean.pop("DAGSTER_HOME", None)
     clean.update(env, CDP_DATA_DIR=str(data_dir))
+    return clean
+
+
+def cdp_command(*args: str) -> list[str]:
+    import sys
+
+    return [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING", *args]
+
+
+def run_cdp(data_dir: Path, *args: str, **env: str):
+    """`cdp run` in a subprocess, as a user runs it, on the demo unless `env` says otherwise."""
+    import subprocess
+
     return subprocess.run(
-        [str(Path(sys.executable).parent / "cdp"), "run", "--log-level", "WARNING", *args],
-        env=clean,
+        cdp_command(*args),
+        env=cdp_env(data_dir, **env),
         cwd=REPO,
         capture_output=True,
         text=True,

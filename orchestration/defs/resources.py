@@ -1,13 +1,11 @@
 """Binds every resource from the environment (CONTRACT §1); secrets stay `dg.EnvVar`s."""
 
 import os
-import sys
-from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from orchestration.defs.dbt.project import dbt_project
+from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_project
 from orchestration.resources import (
     GA4ExportResource,
     SheetsResource,
@@ -38,11 +36,7 @@ def resources() -> dg.Definitions:
                 api_url=settings.sheets_api_url,
                 credentials_path=_secret("GOOGLE_APPLICATION_CREDENTIALS"),
             ),
-            # The dbt beside this interpreter, so an unactivated virtualenv (cron, CI) works.
-            "dbt": DbtCliResource(
-                project_dir=dbt_project,
-                dbt_executable=str(Path(sys.executable).parent / "dbt"),
-            ),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         },
         executor=dg.in_process_executor,
     )

@@ -14,7 +14,9 @@ from dagster_dbt import DbtProject
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
+# dbt beside this interpreter, so an unactivated virtualenv (cron, CI) works; through
+# `cdp-dbt`, which ends with the run that started it (orchestration/dbt_child.py).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "cdp-dbt")
 
 
 def dbt_env() -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -56,11 +57,46 @@ def _failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
         if not event.is_step_failure:
             continue
         data = event.event_specific_data
-        message = (data.user_failure_data and data.user_failure_data.description) or (
-            data.error and (data.error.cause or data.error).message
+        message = (
+            (data.user_failure_data and data.user_failure_data.description)
+            or _expected_failure(data.error)
+            or (data.error and (data.error.cause or data.error).message)
         )
         failures.append((event.step_key, (message or "see the log above").strip()))
     return failures
+
+
+def _expected_failure(error) -> str | None:
+    """The description of a `dg.Failure` in an error's chain (the step's own error, or the
+    cause of its retries running out): a failure the code expected, whose message says what to
+    fix, so its traceback helps nobody on the console."""
+    while error is not None:
+        if error.cls_name == "Failure":
+            return error.message.split(": ", 1)[-1].strip()
+        error = error.cause
+    return None
+
+
+def _without_expected_tracebacks(record) -> bool:
+    """Console filter: an expected failure is logged as one line; the run's event log (the
+    UI) keeps the whole error."""
+    meta = getattr(record, "dagster_meta", None) or {}
+    data = getattr(meta.get("dagster_event"), "event_specific_data", None)
+    description = _expected_failure(getattr(data, "error", None))
+    if description:
+        first_line = str(record.msg).split("\n")[0]
+        record.msg = f"{first_line} {description}"
+    return True
+
+
+@dg.logger(
+    dg.colored_console_logger.config_schema,
+    description="Dagster's console logger, expected failures shown without a traceback.",
+)
+def _console_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    logger = dg.colored_console_logger.logger_fn(init_context)
+    logger.addFilter(_without_expected_tracebacks)
+    return logger
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +115,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.definitions import defs
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
 
-    job = defs().resolve_job_def(JOB)
+    job = defs().resolve_job_def(JOB).with_logger_defs({"console": _console_logger})
     run_config: dict = {"loggers": {"console": {"config": {"log_level": args.log_level}}}}
     if args.full_refresh:
         run_config.update(full_refresh_run_config(job))

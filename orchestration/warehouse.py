@@ -11,6 +11,8 @@ from pathlib import Path
 import duckdb
 import tenacity
 
+from orchestration.errors import SourceError
+
 QUARANTINE_DDL = """
 create schema if not exists quarantine;
 create table if not exists quarantine.rejected_rows (
@@ -40,6 +42,31 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(path))
 
 
+def memory_limit() -> str:
+    """DuckDB's cap for the pipeline and for dbt (profiles.yml reads the same variable)."""
+    return os.environ.get("CDP_DUCKDB_MEMORY_LIMIT") or "40%"
+
+
+def spill_directory(data_dir: Path) -> Path:
+    """Where DuckDB spills what exceeds its cap (dbt's profiles.yml names the same folder)."""
+    return data_dir / "tmp"
+
+
+class OutOfMemory(SourceError):
+    """DuckDB hit its cap in an operation it cannot spill: the setting, not the data, is at
+    fault, and retrying changes nothing."""
+
+    def __init__(self, exc: duckdb.OutOfMemoryException):
+        super().__init__(
+            "warehouse",
+            f"CDP_DUCKDB_MEMORY_LIMIT={memory_limit()}",
+            f"DuckDB ran out of memory ({str(exc).splitlines()[0]})",
+            "raise CDP_DUCKDB_MEMORY_LIMIT (a size such as 2GB or a share of RAM such as "
+            "60%); beyond the cap DuckDB spills to disk, but reading a file needs its buffers "
+            "in memory",
+        )
+
+
 @contextlib.contextmanager
 def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,9 +76,12 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         # lets DuckDB insert in parallel.
         con.execute("set TimeZone = 'UTC'; set preserve_insertion_order = false")
         # the same cap as dbt's (profiles.yml): spill to disk rather than be OOM-killed
-        con.execute("set memory_limit = ?", [os.environ.get("CDP_DUCKDB_MEMORY_LIMIT", "40%")])
+        con.execute("set memory_limit = ?", [memory_limit()])
+        con.execute("set temp_directory = ?", [str(spill_directory(path.parent))])
         con.execute(QUARANTINE_DDL)
         yield con
+    except duckdb.OutOfMemoryException as exc:
+        raise OutOfMemory(exc) from exc
     finally:
         con.close()
 

@@ -186,3 +186,15 @@ def test_failing_suite_blocks_with_the_expectation_and_sample_keys(published, tm
     )
     assert "customer_id" in result.stdout  # sample keys
     assert file_hash(data_dir / "marts.duckdb") == before
+
+
+def test_a_small_memory_cap_spills_and_one_too_small_names_the_setting(tmp_path):
+    spilled = run_cdp(tmp_path / "spill", CDP_AS_OF=DEMO_AS_OF, CDP_DUCKDB_MEMORY_LIMIT="100MB")
+    assert spilled.returncode == 0, spilled.stderr[-3000:]
+
+    starved = run_cdp(tmp_path / "starved", CDP_AS_OF=DEMO_AS_OF, CDP_DUCKDB_MEMORY_LIMIT="50MB")
+    assert starved.returncode == 1
+    assert "CDP_DUCKDB_MEMORY_LIMIT=50MB: DuckDB ran out of memory" in starved.stderr
+    assert "Fix: raise CDP_DUCKDB_MEMORY_LIMIT" in starved.stderr
+    assert "re-export the day" not in starved.stderr  # the data is not blamed
+    assert not (tmp_path / "starved" / "marts.duckdb").exists()

@@ -34,7 +34,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orchestration.errors import SourceError
+from orchestration.errors import Deadline, SourceError, within_deadline
 from orchestration.row_rules import apply_row_rules
 from orchestration.warehouse import LoadStats, quarantine, quote_ident, scalar
 
@@ -167,10 +167,16 @@ def _file_format(name: str) -> str | None:
     return next((fmt for ext, fmt in _FORMATS.items() if lower.endswith(ext)), None)
 
 
-def list_export(uri: str) -> tuple[fsspec.AbstractFileSystem, list[ExportDay]]:
-    """Find the export's shards; a day's daily files win over its intraday files."""
+def list_export(
+    uri: str, timeout: float | None = None
+) -> tuple[fsspec.AbstractFileSystem, list[ExportDay]]:
+    """Find the export's shards; a day's daily files win over its intraday files. Connecting
+    and listing share one deadline (CDP_SOURCE_TIMEOUT_SECONDS): fsspec's backends take no
+    overall time limit, and a bucket that never answers must not hold the run."""
+    deadline = Deadline(timeout)
+    too_slow = deadline.exceeded(SOURCE, uri, "check that the export's storage answers")
     try:
-        fs, root = fsspec.core.url_to_fs(uri)
+        fs, root = within_deadline(lambda: fsspec.core.url_to_fs(uri), deadline, too_slow)
     except (ValueError, ImportError) as exc:
         raise SourceError(
             SOURCE,
@@ -179,7 +185,7 @@ def list_export(uri: str) -> tuple[fsspec.AbstractFileSystem, list[ExportDay]]:
             "set CDP_GA4_EXPORT_URI to a folder or a file://, gs:// or s3:// URL "
             "(gs:// needs `pip install cdp[gcs]`)",
         ) from exc
-    if not fs.exists(root):
+    if not within_deadline(lambda: fs.exists(root), deadline, too_slow):
         raise SourceError(
             SOURCE,
             uri,
@@ -188,7 +194,8 @@ def list_export(uri: str) -> tuple[fsspec.AbstractFileSystem, list[ExportDay]]:
         )
     root = root.rstrip("/")
     by_day: dict[tuple[date, bool], list[ShardFile]] = {}
-    for path, info in sorted(fs.find(root, detail=True).items()):
+    found = within_deadline(lambda: fs.find(root, detail=True), deadline, too_slow)
+    for path, info in sorted(found.items()):
         relpath = path[len(root) :].lstrip("/")
         match, fmt = _SHARD.search(relpath), _file_format(relpath)
         if not match or not fmt or info.get("type") == "directory":
@@ -513,6 +520,8 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
                 )
                 return LoadStats(rows, loaded, 0)
             broken = _stage_file(con, path, shard, relation)
+        except duckdb.OutOfMemoryException:
+            raise  # the memory cap's fault, not the file's (warehouse.OutOfMemory)
         except duckdb.Error as exc:
             raise SourceError(
                 SOURCE,

@@ -49,8 +49,9 @@ class TransientSourceError(Exception):
         self.source, self.obj, self.problem, self.fix = source, obj, problem, fix
         self.retry_after = retry_after
 
-    def gave_up(self, why: str) -> SourceUnavailableError:
-        return SourceUnavailableError(self.source, self.obj, f"{self.problem} ({why})", self.fix)
+    def gave_up(self, why: str, *, retry_later: bool = True) -> SourceError:
+        kind = SourceUnavailableError if retry_later else SourceError
+        return kind(self.source, self.obj, f"{self.problem} ({why})", self.fix)
 
 
 def source_timeout() -> float:
@@ -99,14 +100,17 @@ def retry_transient(
                         raise exc.gave_up(f"failed {attempts} times") from exc
                     if exc.retry_after is not None:
                         wait = min(exc.retry_after, MAX_RETRY_AFTER_SECONDS)
-                        asked = f", as the server asked (Retry-After: {exc.retry_after:g})"
+                        asked = " (the server's Retry-After)"
+                        if exc.retry_after > wait:
+                            asked = f" (the server's Retry-After of {exc.retry_after:g}s, capped)"
                     else:
                         wait = random.uniform(0, min(max_wait, 0.5 * 2**attempt))
                         asked = ""
-                    if wait >= limit.remaining():
+                    if wait >= limit.remaining():  # the time is spent: no step retry either
                         raise exc.gave_up(
                             f"failed {attempt} time(s); waiting {wait:.1f}s more would pass "
-                            f"the {limit.seconds:g}s deadline (CDP_SOURCE_TIMEOUT_SECONDS)"
+                            f"the {limit.seconds:g}s deadline (CDP_SOURCE_TIMEOUT_SECONDS)",
+                            retry_later=False,
                         ) from exc
                     logger.warning(
                         f"{exc} (attempt {attempt} of {attempts}); retrying in {wait:.1f}s{asked}"

@@ -180,8 +180,22 @@ def test_retry_after_is_honoured_and_each_retry_logged(tmp_path):
     assert second - first >= 2 and third - second >= 1
     assert len(messages) == 2
     assert "HTTP 429 (attempt 1 of 5); retrying in 2.0s" in messages[0]
-    assert "Retry-After: 2" in messages[0]
+    assert "(the server's Retry-After)" in messages[0]
     assert "HTTP 503 (attempt 2 of 5); retrying in 1.0s" in messages[1]
+
+
+def test_a_retry_after_past_the_deadline_fails_at_once(tmp_path):
+    """Retry-After is capped at a minute; a wait the deadline cannot hold ends the call now,
+    and the step is not retried: the time it was given is spent."""
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.responses.append((429, error_body(429, "Quota"), {"Retry-After": "3600"}))
+        started = time.monotonic()
+        with pytest.raises(SourceError) as failure:
+            read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds, timeout=5)
+        assert time.monotonic() - started < 4
+    assert not isinstance(failure.value, SourceUnavailableError)
+    assert "waiting 60.0s more would pass the 5s deadline" in str(failure.value)
 
 
 def test_retries_that_run_out_say_what_to_fix(tmp_path):

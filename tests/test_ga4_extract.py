@@ -379,8 +379,11 @@ def test_avro_from_any_writer_loads_like_ndjson(ga4_events, tmp_path, monkeypatc
     assert bool(decoded_by_fastavro) == (writer == "fallback")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not_avro"])
-def test_corrupt_avro_is_a_clear_error_naming_the_file(ga4_events, tmp_path, damage):
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [("truncated", r"Expected \d+ bytes, read \d+"), ("not_avro", "not an Avro file")],
+)
+def test_corrupt_avro_is_a_clear_error_naming_the_file(ga4_events, tmp_path, damage, reason):
     table, _ = ga4_events
     day = tmp_path / "export" / AVRO_DAY
     day.mkdir(parents=True)
@@ -391,7 +394,8 @@ def test_corrupt_avro_is_a_clear_error_naming_the_file(ga4_events, tmp_path, dam
     with (
         pytest.raises(
             SourceError,
-            match=rf"\[ga4\] .*{AVRO_DAY}/000000000000\.avro: cannot read this avro file",
+            match=rf"\[ga4\] .*{AVRO_DAY}/000000000000\.avro: cannot read this avro file "
+            rf"\({reason}",
         ),
         connect(tmp_path / "w.duckdb") as con,
     ):

@@ -250,11 +250,12 @@ def json_columns() -> str:
 def _read_avro(path: str) -> pa.Table:
     """The file's events as Arrow. polars decodes Avro several times faster than fastavro but
     not every valid file (a map or a union of several types fails, sometimes with a panic), so
-    fastavro reads what polars refuses; a file neither can read is reported by fastavro."""
+    fastavro reads what polars refuses, and its error is the one reported for a broken file."""
     import polars as pl
 
+    data = _inline_named_types(path)
     try:
-        table = pl.read_avro(_inline_named_types(path)).to_arrow()
+        table = pl.read_avro(data).to_arrow()
     except (Exception, pl.exceptions.PanicException):
         table = _read_with_fastavro(path)
     for name in GA4_SCHEMA:
@@ -265,12 +266,12 @@ def _read_avro(path: str) -> pa.Table:
     return table
 
 
-# The header of an Avro object container file, as the Avro specification defines it.
+# An Avro object container file starts with these bytes, then this header (Avro specification).
+_AVRO_MAGIC = b"Obj\x01"
 _AVRO_HEADER = {
     "type": "record",
     "name": "org.apache.avro.file.Header",
     "fields": [
-        {"name": "magic", "type": {"type": "fixed", "name": "Magic", "size": 4}},
         {"name": "meta", "type": {"type": "map", "values": "bytes"}},
         {"name": "sync", "type": {"type": "fixed", "name": "Sync", "size": 16}},
     ],
@@ -285,13 +286,14 @@ def _inline_named_types(path: str) -> io.BytesIO:
     does not change how the data blocks are encoded, so only the header is rewritten and the
     file stays on polars' fast path."""
     with open(path, "rb") as fh:
+        if fh.read(len(_AVRO_MAGIC)) != _AVRO_MAGIC:
+            raise ValueError("not an Avro file: it does not start with Avro's marker Obj\\x01")
         header = fastavro.schemaless_reader(fh, _AVRO_HEADER, None)
-        if header["magic"] != b"Obj\x01":
-            raise ValueError("not an Avro object container file")
         schema = fastavro.parse_schema(json.loads(header["meta"]["avro.schema"]), expand=True)
-        schema = {k: v for k, v in schema.items() if not k.startswith("__fastavro")}
+        schema = {k: v for k, v in schema.items() if not k.startswith("__")}  # fastavro's own
         header["meta"]["avro.schema"] = json.dumps(schema).encode()
-        out = io.BytesIO()
+        out = io.BytesIO(_AVRO_MAGIC)
+        out.seek(len(_AVRO_MAGIC))
         fastavro.schemaless_writer(out, _AVRO_HEADER, header)
         shutil.copyfileobj(fh, out)
     out.seek(0)

@@ -114,7 +114,7 @@ SUITES: dict[str, list] = {
         *present("requested_at", "email", "phone", "request_type"),
         gxe.ExpectColumnValuesToNotBeNull(column="request_type"),
         gxe.ExpectColumnValuesToBeInSet(
-            column="request_type", value_set=["erasure", "marketing_opt_out"]
+            column="request_type", value_set=["erasure", "marketing_opt_out", "access"]
         ),
     ],
 }

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,10 @@ class Settings:
 
     @property
     def demo_shop_db_path(self) -> Path:
-        return self.data_dir / "demo_shop.sqlite"
+        """The demo's shop database: a source, built from `seeds/shop`, so it lives outside
+        the data dir, which holds only what the pipeline owns (and erases from)."""
+        checkout = hashlib.sha256(str(SEEDS_DIR).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"cdp-demo-shop-{checkout}.sqlite"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

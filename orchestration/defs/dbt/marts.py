@@ -34,7 +34,8 @@ def mart_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict | No
     }
     metadata = {
         "dagster/row_count": rows,
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+        # values as they are: read as numbers, phones would show as 1.20159e+10
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False, disable_numparse=True)),
     }
     if distributions:
         metadata["distributions"] = dg.MetadataValue.json(distributions)

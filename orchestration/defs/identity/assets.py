@@ -4,6 +4,7 @@ import dagster as dg
 
 from orchestration.defs.identity.erasure import erase, privacy_salt
 from orchestration.defs.identity.stitch import audit, stitch
+from orchestration.defs.privacy.traces import scrub_files
 from orchestration.resources import WarehouseResource
 from orchestration.settings import load_settings
 
@@ -45,8 +46,6 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         erased = erase(
             con, privacy_salt(settings.data_dir), settings.default_phone_region, context.run_id
         )
-        if erased["persons"]:
-            context.log.info(f"erasure requests: removed {erased['persons']} person(s): {erased}")
         report = audit(con)
         rejected = dict(
             con.execute(
@@ -61,6 +60,12 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
         merges_total = con.execute("select count(*) from identity.customer_key_merges").fetchall()[
             0
         ][0]
+    scrubbed = scrub_files(settings.data_dir, erased.identifiers)
+    if erased.deleted["persons"]:
+        context.log.info(
+            f"erasure requests: removed {erased.deleted['persons']} person(s): "
+            f"{erased.deleted}; files: {scrubbed}"
+        )
     seconds = time.perf_counter() - started
     context.log.info(
         f"{result.persons} persons from {result.identifiers} identifiers in "
@@ -80,7 +85,8 @@ def identity_stitching(context: dg.AssetExecutionContext, warehouse: WarehouseRe
             "largest_clusters": report["largest_clusters"],
             "guard_hits": report["guard_hits"],
             "rejected_identifiers": rejected,
-            "persons_erased": erased["persons"],
+            "persons_erased": erased.deleted["persons"],
+            "erasure_files_scrubbed": scrubbed["files_scrubbed"],
             "seconds": round(seconds, 2),
         },
     )

@@ -16,11 +16,14 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import phonenumbers
 
 from orchestration.defs.identity.normalize import register as register_phone_functions
+from orchestration.defs.privacy.access import delete_access_exports
 from orchestration.warehouse import scalar
 
 DDL = """
@@ -145,13 +148,17 @@ ROW_RULES: dict[str, str] = {
         "from _erased_surveys))"
     ),
     "identity.guard_audit": _SAME_IDENTIFIER,
+    # A quarantined record is the original row or line, in whatever shape it failed in (a
+    # Sheets row as a list of cells, a GA4 line as text): searched as text, not by field.
     "quarantine.rejected_rows": " or ".join(
         [
-            _is("customer_id", "json_extract_string(record, '$.customer_id')"),
-            _is("order_id", "json_extract_string(record, '$.order_id')"),
-            _is("email", "lower(trim(json_extract_string(record, '$.email')))"),
-            _is("device", "json_extract_string(record, '$.user_pseudo_id')"),
-            _is("customer_id", "json_extract_string(record, '$.user_id')"),
+            "exists (select 1 from _erase_text as x where contains(lower(record), x.needle))",
+            "exists (select 1 from _erase_digits as x where "
+            "contains(regexp_replace(record, '[^0-9]', '', 'g'), x.digits))",
+            "exists (select 1 from _erase as x where x.identifier_type in ('customer_id', "
+            "'order_id') and regexp_matches(record, '(customer_id|user_id|order_id|"
+            'transaction_id)\\\\?"\\s*:\\s*\\\\?"?\' || x.identifier_value || '
+            "'(\\\\?\"|\\s*[,}])'))",
         ]
     ),
 }
@@ -163,13 +170,12 @@ KEYED_TABLES = (
 )
 
 
-def erase(
-    con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id: str
-) -> dict[str, int]:
-    """Record new erasure requests, find their persons, delete them everywhere.
+def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id: str) -> Erased:
+    """Record new erasure requests, find their persons, delete them everywhere in the
+    warehouse, with their access exports.
 
-    Returns the rows deleted per table (also appended to `privacy.erasure_log`, which holds
-    counts only, so operators can account for rows that left the raw tables)."""
+    The rows deleted per table are appended to `privacy.erasure_log`, which holds counts
+    only, so operators can account for rows that left the raw tables."""
     register_phone_functions(con)
     con.execute(DDL)
     digest = "sha256(? || ':' || {kind} || ':' || {value})"
@@ -216,7 +222,8 @@ def erase(
             "delete from raw_sheets.privacy_requests where lower(trim(request_type)) = 'erasure'"
         )
         con.execute(f"delete from {requests} where request_type = 'erasure'")
-        return {"persons": 0}
+        return Erased({"persons": 0}, [])
+    identifiers = _searchable_identifiers(con)
     con.execute(
         f"""
         insert or ignore into privacy.erased_identifiers
@@ -254,6 +261,7 @@ def erase(
             "(select customer_key from _erased_keys) or surviving_key in "
             "(select customer_key from _erased_keys)",
         )
+        deleted["privacy.access_exports"] = delete_access_exports(con)
         con.executemany(
             "insert into privacy.erasure_log values (?, ?, ?, now())",
             [[run_id, table, rows] for table, rows in deleted.items()],
@@ -262,7 +270,41 @@ def erase(
     except BaseException:
         con.execute("rollback")
         raise
-    return deleted
+    return Erased(deleted, identifiers)
+
+
+@dataclass
+class Erased:
+    """What one erasure pass removed: rows per table (logged), and the identifiers as text
+    (kept in memory only) to search the files beside the warehouse for."""
+
+    deleted: dict[str, int]
+    identifiers: list[str]
+
+
+def _searchable_identifiers(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Fill `_erase_text` and `_erase_digits` with the forms in which the erased persons'
+    emails, phones and devices may appear in an original record: the normalized value
+    (lower-case) and, for a phone, its national digits (found in any formatting once the
+    record is reduced to its digits). Customer and order ids are plain numbers, searched by
+    field name instead. Returns the text forms."""
+    rows = con.execute(
+        "select identifier_type, identifier_value from _erase "
+        "where identifier_type in ('email', 'phone', 'device')"
+    ).fetchall()
+    needles = sorted({value.lower() for _, value in rows})
+    digits = sorted(
+        {str(phonenumbers.parse(value).national_number) for kind, value in rows if kind == "phone"}
+    )
+    con.execute(
+        "create or replace temp table _erase_text as select unnest(?::varchar[]) as needle",
+        [needles],
+    )
+    con.execute(
+        "create or replace temp table _erase_digits as select unnest(?::varchar[]) as digits",
+        [digits],
+    )
+    return needles
 
 
 def _with_regions(rule: str, default_region: str) -> str:

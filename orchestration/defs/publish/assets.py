@@ -12,7 +12,19 @@ import dagster as dg
 import duckdb
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
+from orchestration.defs.identity.erasure import DDL as PRIVACY_DDL
+from orchestration.defs.identity.normalize import register as register_phone_functions
+from orchestration.defs.privacy.traces import compact_warehouse
 from orchestration.resources import WarehouseResource
+from orchestration.warehouse import connect as connect_warehouse
+from orchestration.warehouse import scalar
+
+COMPACTIONS_DDL = (
+    PRIVACY_DDL
+    + """
+create table if not exists privacy.compactions (compacted_at timestamptz not null);
+"""
+)
 
 
 def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
@@ -66,7 +78,7 @@ def run_problems(context: dg.AssetExecutionContext) -> list[str]:
     key=["published", "marts"],
     group_name="publish",
     kinds={"duckdb"},
-    deps=[["marts", name] for name in PUBLISHED_MARTS],
+    deps=[["marts", name] for name in PUBLISHED_MARTS] + [["privacy", "access_exports"]],
     description="The six marts in $CDP_DATA_DIR/marts.duckdb, replaced atomically.",
 )
 def published_marts(
@@ -80,11 +92,33 @@ def published_marts(
         )
     marts_path = Path(warehouse.data_dir) / "marts.duckdb"
     started = time.perf_counter()
+    compacted = compact_after_erasure(warehouse.path)
     counts = publish_marts(warehouse.path, marts_path)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(marts_path)),
             "tables": counts,
+            "warehouse_compacted_after_erasure": compacted,
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
+
+
+def compact_after_erasure(warehouse_path: Path) -> bool:
+    """Rewrite the warehouse file when persons were erased since it was last rewritten, now
+    that the marts were rebuilt without them: until then the bytes of deleted rows, and of
+    the replaced marts, stay readable in the file's free blocks."""
+    with connect_warehouse(warehouse_path) as con:
+        con.execute(COMPACTIONS_DDL)
+        pending = scalar(
+            con,
+            "select count(*) from privacy.erasure_log where table_name = 'persons' "
+            "and rows_deleted > 0 and erased_at > coalesce("
+            "(select max(compacted_at) from privacy.compactions), '-infinity'::timestamptz)",
+        )
+    if not pending:
+        return False
+    compact_warehouse(warehouse_path, register_phone_functions)
+    with connect_warehouse(warehouse_path) as con:
+        con.execute("insert into privacy.compactions values (now())")
+    return True

@@ -4,6 +4,7 @@ Postgres in tests. The DDL is `seeds/shop/schema.sql`, the contract's schema."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -64,7 +65,7 @@ def ensure_demo_shop_db(path: Path) -> str:
     newest_seed = max(p.stat().st_mtime for p in SHOP_SEEDS.iterdir())
     if not path.exists() or path.stat().st_mtime < newest_seed:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".building")
+        tmp = path.with_suffix(f".building-{os.getpid()}")  # runs may build it at once
         tmp.unlink(missing_ok=True)
         engine = sa.create_engine(f"sqlite:///{tmp}")
         load_shop_seeds(engine)

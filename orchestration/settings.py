@@ -1,4 +1,5 @@
-"""The one place that reads the `CDP_*` environment (CONTRACT §1) and knows the repo layout."""
+"""The one place that reads the `CDP_*` environment (docs/configuration.md) and knows the
+repo layout."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Deterministic generator of the demo sources in `seeds/`.
 
-Writes, in the contract's formats (CONTRACT §2), the data of about 2,000 invented persons:
+Writes, in the source formats of docs/sources.md, the data of about 2,000 invented persons:
 GA4 BigQuery export shards (NDJSON, gzipped NDJSON, Parquet, Avro), the shop tables as CSV
 (the pipeline loads them into SQLite; tests load them into Postgres), the three Sheets tabs
 as CSV, and `ground_truth.csv`: the person behind every identifier. The pipeline never reads

@@ -212,3 +212,27 @@ def test_readme_ui_command_shows_the_definitions_and_the_runs_cdp_recorded(demo_
     statuses = [r["status"] for r in data["runsOrError"]["results"]]
     assert statuses and set(statuses) == {"SUCCESS"}  # the runs `cdp run` recorded
     assert "does not match the name" not in output  # the code location is named once
+
+
+def test_the_marts_reference_is_current_with_the_dbt_models():
+    from orchestration.reference import MARTS_DOC, render_marts
+
+    assert MARTS_DOC.read_text() == render_marts(), "run: python -m orchestration.reference"
+
+
+def test_nothing_in_the_repository_points_outside_it():
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = re.compile(r"\.\./shared|CONTRACT §")
+    offenders = [
+        name
+        for name in tracked
+        if (REPO / name).is_file()
+        and name != "tests/test_readme.py"
+        and outside.search((REPO / name).read_text(errors="ignore"))
+    ]
+    assert offenders == []
+    for link in re.findall(r"\]\(([^)#]+)", README):  # every relative link resolves
+        if not link.startswith("http"):
+            assert (REPO / link).exists(), link

@@ -1,4 +1,4 @@
-{#- Identifier normalization shared by every staging model (CONTRACT §3). Invalid values
+{#- Identifier normalization shared by every staging model (docs/sources.md, "Identity rules"). Invalid values
     become NULL; the matching *_problem macro says why, for the identity audit. -#}
 
 {#- Trim spaces, tabs, line breaks and no-break spaces (plain trim() only removes spaces). -#}

@@ -1,4 +1,4 @@
-"""Binds every resource from the environment (CONTRACT §1); secrets stay `dg.EnvVar`s."""
+"""Binds every resource from the environment (docs/configuration.md); secrets stay `dg.EnvVar`s."""
 
 import os
 

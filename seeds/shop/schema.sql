@@ -1,4 +1,4 @@
--- The shop's operational tables (CONTRACT §2.2). Used to load the demo CSVs into SQLite for
+-- The shop's operational tables (docs/sources.md). Used to load the demo CSVs into SQLite for
 -- the default run and into Postgres for tests.
 create table customers (
     customer_id bigint primary key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import duckdb
 
-# The marts BI tools read (CONTRACT §4), with the columns whose distribution is worth seeing.
+# The marts BI tools read (docs/marts.md), with the columns whose distribution is worth seeing.
 PUBLISHED_MARTS: dict[str, list[str]] = {
     "customer_identities": ["identifier_type"],
     "customer_profiles": ["customer_type", "buyer_group", "gender", "marketing_consent"],

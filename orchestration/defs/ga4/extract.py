@@ -1,4 +1,4 @@
-"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (CONTRACT §2.1).
+"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (docs/sources.md).
 
 Design: an incremental sync by export day, not a Dagster-partitioned asset. Every run lists
 the export, fingerprints each day's files (name, size, modification time or generation) and

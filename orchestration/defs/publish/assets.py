@@ -1,4 +1,4 @@
-"""Publish the marts for BI tools: a new DuckDB file, then an atomic rename (CONTRACT §4).
+"""Publish the marts for BI tools: a new DuckDB file, then an atomic rename.
 
 Readers only ever open `marts.duckdb` read-only, so they see the previous publication or the
 new one in full, never a mix, and never block the nightly writer.

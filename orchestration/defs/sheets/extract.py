@@ -1,4 +1,4 @@
-"""Read the three Google Sheets tabs (CONTRACT §2.3) into `raw_sheets`, whole, as text.
+"""Read the three Google Sheets tabs (docs/sources.md) into `raw_sheets`, whole, as text.
 
 The source is a local folder of `<tab>.csv` files or `gsheets://<spreadsheet_id>`, read with one
 Sheets API v4 `values.batchGet` call (service account from GOOGLE_APPLICATION_CREDENTIALS,
@@ -368,7 +368,8 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
             SOURCE,
             f"{where}, tab '{tab.name}'",
             f"required column(s) {', '.join(missing)} missing from the header",
-            "restore the column(s) (CONTRACT §2.3); extra columns are fine",
+            "restore the column(s) listed in docs/sources.md (Google Sheets); extra columns "
+            "are fine",
         )
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:

@@ -1,4 +1,4 @@
-"""Copy the shop's operational tables into `raw_shop` (CONTRACT §2.2), incrementally.
+"""Copy the shop's operational tables into `raw_shop` (docs/sources.md), incrementally.
 
 Each table is read by its change cursor (`updated_at`, or `occurred_at` for the append-only
 email events) from the newest value already loaded minus an overlap window, and merged into
@@ -49,7 +49,7 @@ TABLES: dict[str, TableSpec] = {
     "order_items": TableSpec(("order_id", "line_no"), None, parent="orders"),
     "email_events": TableSpec(("event_id",), "occurred_at"),
 }
-# The contract's columns (CONTRACT §2.2) and the type family each must land as. A missing or
+# The documented columns (docs/sources.md) and the type family each must land as. A missing or
 # retyped one blocks the load (schema drift); columns beyond these are loaded and reported.
 REQUIRED_COLUMNS: dict[str, dict[str, str]] = {
     "customers": {
@@ -310,7 +310,7 @@ def check_schema(source: ShopSource, name: str, types: dict[str, str]) -> list[s
             SOURCE,
             source.describe(name),
             "schema drift, " + "; ".join(problems),
-            "restore the column(s) and type(s) of CONTRACT §2.2 in the source",
+            "restore the column(s) and type(s) listed in docs/sources.md (shop database)",
         )
     return [c for c in types if c not in expected]
 
@@ -356,7 +356,7 @@ def extract_table(
             SOURCE,
             source.describe(name),
             f"primary key column(s) {missing} missing",
-            "the shop tables must have the columns of CONTRACT §2.2",
+            "the shop tables must have the columns listed in docs/sources.md (shop database)",
         )
     since = watermark - overlap if watermark is not None else None
     where, changed_parents = None, None

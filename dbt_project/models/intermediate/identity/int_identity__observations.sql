@@ -1,5 +1,5 @@
 {#- Every identifier seen in every source record: one row per (record, identifier). Records
-    holding two or more identifiers are the evidence that links them (CONTRACT §3). `order_id`
+    holding two or more identifiers are the evidence that links them (docs/sources.md). `order_id`
     is an internal identifier: it ties a guest checkout to the device its GA4 purchase event
     came from, and is never published. -#}
 

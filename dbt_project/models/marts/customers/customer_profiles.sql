@@ -1,5 +1,5 @@
 {#- The golden record: one row per person (customer_key). Attributes by declared
-    survivorship (var `survivorship`), behaviour by the business rules (CONTRACT §4). -#}
+    survivorship (var `survivorship`), behaviour by the business rules (docs/sources.md). -#}
 
 with
 

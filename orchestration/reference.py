@@ -1,0 +1,67 @@
+"""`docs/marts.md`, written from the marts' dbt YAML so the reference cannot drift from the
+models: `python -m orchestration.reference` rewrites it, a test checks it is current."""
+
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from orchestration.defs.dbt.marts import PUBLISHED_MARTS
+from orchestration.settings import DBT_PROJECT_DIR, REPO_ROOT
+
+MARTS_YAML = DBT_PROJECT_DIR / "models" / "marts" / "customers" / "_customers__models.yml"
+MARTS_DOC = REPO_ROOT / "docs" / "marts.md"
+
+
+def _tests(column: dict) -> str:
+    names = []
+    for test in column.get("data_tests") or []:
+        if isinstance(test, str):
+            names.append(test.replace("_", " "))
+        else:
+            (name, spec), *_ = test.items()
+            values = ((spec or {}).get("arguments") or {}).get("values")
+            names.append(f"one of {', '.join(map(str, values))}" if values else name)
+    return "; ".join(names)
+
+
+def _cell(text) -> str:
+    return " ".join(str(text or "").split()).replace("|", "\\|")
+
+
+def render_marts() -> str:
+    models = {m["name"]: m for m in yaml.safe_load(MARTS_YAML.read_text())["models"]}
+    lines = [
+        "# Published marts",
+        "",
+        "<!-- Written by `python -m orchestration.reference` from "
+        f"`{MARTS_YAML.relative_to(REPO_ROOT)}`; edit the YAML, not this file. -->",
+        "",
+        "After every run whose blocking checks all passed, these tables are copied into a new "
+        "file that replaces `$CDP_DATA_DIR/marts.duckdb` atomically (schema `main`). BI tools "
+        "open it read-only. Column types are enforced by dbt contracts: a change fails the "
+        "build instead of surprising a dashboard.",
+        "",
+    ]
+    for name in PUBLISHED_MARTS:
+        model = models[name]
+        lines += [f"## `{name}`", "", _cell(model.get("description")), ""]
+        lines += ["| column | type | description | tested |", "|---|---|---|---|"]
+        for column in model.get("columns", []):
+            lines.append(
+                f"| `{column['name']}` | {_cell(column.get('data_type'))} | "
+                f"{_cell(column.get('description'))} | {_cell(_tests(column))} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    MARTS_DOC.write_text(render_marts())
+    print(f"wrote {MARTS_DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

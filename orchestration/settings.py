@@ -13,6 +13,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEEDS_DIR = REPO_ROOT / "seeds"
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+# "Today" on the embedded demo: the morning after its last full export day, so the demo's
+# customers do not drift to "churned" as the calendar moves.
+DEMO_AS_OF = dt.date(2026, 10, 22)
 
 
 @dataclass(frozen=True)
@@ -24,8 +27,33 @@ class Settings:
     sheets_uri: str
     sheets_api_url: str
     default_phone_region: str
-    as_of: dt.date | None
+    as_of: dt.date | None  # None: the run's own date
     source_timeout_seconds: float  # one call to a source, retries and waits included
+    duckdb_memory_limit: str
+    privacy_salt: str | None  # None: a random salt kept in the data dir
+    alert_webhook_url: str | None
+    schedules_on: bool
+    nightly_cron: str
+    timezone: str
+
+    @property
+    def on_demo_ga4(self) -> bool:
+        return self.ga4_export_uri.startswith(str(SEEDS_DIR))
+
+    def today(self) -> dt.date:
+        return self.as_of or dt.date.today()
+
+    def dbt_env(self) -> dict[str, str]:
+        """What dbt reads with `env_var`, resolved here: the data dir made absolute, the
+        demo's "today", the phone region, the memory cap."""
+        env = {
+            "CDP_DATA_DIR": str(self.data_dir),
+            "CDP_DEFAULT_PHONE_REGION": self.default_phone_region,
+            "CDP_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+        }
+        if self.as_of:
+            env["CDP_AS_OF"] = self.as_of.isoformat()
+        return env
 
     @property
     def warehouse_path(self) -> Path:
@@ -45,17 +73,30 @@ class Settings:
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
+    ga4_export_uri = env.get("CDP_GA4_EXPORT_URI") or str(SEEDS_DIR / "ga4")
     as_of = env.get("CDP_AS_OF")
     return Settings(
         data_dir=Path(env.get("CDP_DATA_DIR") or "data").resolve(),
-        ga4_export_uri=env.get("CDP_GA4_EXPORT_URI") or str(SEEDS_DIR / "ga4"),
+        ga4_export_uri=ga4_export_uri,
         shop_db_url=env.get("CDP_SHOP_DB_URL") or None,
         shop_db_schema=env.get("CDP_SHOP_DB_SCHEMA") or None,
         sheets_uri=env.get("CDP_SHEETS_URI") or str(SEEDS_DIR / "sheets"),
         sheets_api_url=env.get("CDP_SHEETS_API_URL") or "https://sheets.googleapis.com",
         default_phone_region=env.get("CDP_DEFAULT_PHONE_REGION") or "US",
-        as_of=dt.date.fromisoformat(as_of) if as_of else None,
+        as_of=(
+            dt.date.fromisoformat(as_of)
+            if as_of
+            else DEMO_AS_OF
+            if ga4_export_uri.startswith(str(SEEDS_DIR))
+            else None
+        ),
         source_timeout_seconds=_positive_seconds(env, "CDP_SOURCE_TIMEOUT_SECONDS", 300.0),
+        duckdb_memory_limit=env.get("CDP_DUCKDB_MEMORY_LIMIT") or "40%",
+        privacy_salt=env.get("CDP_PRIVACY_SALT") or None,
+        alert_webhook_url=env.get("CDP_ALERT_WEBHOOK_URL") or None,
+        schedules_on=env.get("CDP_SCHEDULES") == "on",
+        nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
+        timezone=env.get("CDP_TIMEZONE") or "UTC",
     )
 
 

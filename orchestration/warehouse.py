@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import duckdb
 import tenacity
 
 from orchestration.errors import SourceError
+from orchestration.settings import load_settings
 
 QUARANTINE_DDL = """
 create schema if not exists quarantine;
@@ -43,8 +43,8 @@ def _open(path: Path) -> duckdb.DuckDBPyConnection:
 
 
 def memory_limit() -> str:
-    """DuckDB's cap for the pipeline and for dbt (profiles.yml reads the same variable)."""
-    return os.environ.get("CDP_DUCKDB_MEMORY_LIMIT") or "40%"
+    """DuckDB's cap for the pipeline and for dbt (profiles.yml reads the same setting)."""
+    return load_settings().duckdb_memory_limit
 
 
 def spill_directory(data_dir: Path) -> Path:

@@ -86,4 +86,21 @@ def demo_warehouse(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("demo") / "data"
     result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (data_dir.parent / "cdp_run.stdout").write_text(result.stdout)  # what the user saw
     return data_dir / "warehouse.duckdb"
+
+
+# Fixtures that run the whole pipeline; a test using one, or calling `cdp run` itself, is
+# marked `slow`, so `pytest -m "not slow"` is the quick loop while CI runs everything.
+SLOW_FIXTURES = {"demo_warehouse", "published", "requests_run"}
+
+
+def pytest_collection_modifyitems(items):
+    import inspect
+
+    for item in items:
+        source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(
+            call in source for call in ("run_cdp(", "cdp_command(", "execute_in_process(")
+        ):
+            item.add_marker(pytest.mark.slow)

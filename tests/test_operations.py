@@ -7,7 +7,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 
-from orchestration.defs.pipeline.schedules import new_ga4_export_day, nightly_schedule
+from orchestration.defs.pipeline.schedules import (
+    default_status,
+    new_ga4_export_day,
+    nightly_schedule,
+)
+from orchestration.settings import load_settings
 
 from .conftest import DEMO_AS_OF, SEEDS, run_cdp
 
@@ -52,4 +57,11 @@ def test_sensor_requests_a_run_for_each_new_export_day(tmp_path, monkeypatch):
         shutil.copytree(SEEDS / "ga4" / "events_20261002", export / "events_20261002")
         again = new_ga4_export_day(dg.build_sensor_context(instance=instance, cursor=first.run_key))
         assert isinstance(again, dg.RunRequest) and again.tags["cdp/trigger"] == "events_20261002"
-    assert nightly_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert nightly_schedule.job.name == "nightly"
+
+
+def test_schedules_are_off_unless_switched_on():
+    assert default_status(load_settings({})) == dg.DefaultScheduleStatus.STOPPED
+    assert default_status(load_settings({"CDP_SCHEDULES": "on"})) == (
+        dg.DefaultScheduleStatus.RUNNING
+    )

@@ -166,14 +166,14 @@ def graphql(port: int, query: str) -> dict:
 
 
 def test_readme_ui_command_shows_the_definitions_and_the_runs_cdp_recorded(demo_copy):
-    (command,) = {c for c in inline_commands("dagster") if " dev" in c}
-    home, _, _ = command.partition(" ")
-    assert home == "DAGSTER_HOME=$PWD/data/dagster"
+    (command,) = {c for c in inline_commands(r"\S*dg") if " dev" in c}
+    home, program, *args = shlex.split(command)
+    assert home == "DAGSTER_HOME=$PWD/data/dagster" and program == ".venv/bin/dg"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
     env.update(DAGSTER_HOME=str(demo_copy / "dagster"), CDP_DATA_DIR=str(demo_copy))
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-p", str(port)],
+        [str(Path(sys.executable).parent / "dg"), *args, "-p", str(port)],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
@@ -212,6 +212,7 @@ def test_readme_ui_command_shows_the_definitions_and_the_runs_cdp_recorded(demo_
     statuses = [r["status"] for r in data["runsOrError"]["results"]]
     assert statuses and set(statuses) == {"SUCCESS"}  # the runs `cdp run` recorded
     assert "does not match the name" not in output  # the code location is named once
+    assert "WARNING" not in output and "does not match" not in output, output
 
 
 def test_the_marts_reference_is_current_with_the_dbt_models():
@@ -236,3 +237,25 @@ def test_nothing_in_the_repository_points_outside_it():
     for link in re.findall(r"\]\(([^)#]+)", README):  # every relative link resolves
         if not link.startswith("http"):
             assert (REPO / link).exists(), link
+
+
+def test_cdp_run_output_fits_on_a_screen_and_matches_the_marts(demo_warehouse):
+    output = (demo_warehouse.parent.parent / "cdp_run.stdout").read_text()
+    lines = output.splitlines()
+    assert len(lines) <= 30, output
+    assert "Running with dbt" not in output  # dbt's own lines are in the log file
+    log = re.search(r"full log: (\S+)", output).group(1)
+    assert "Running with dbt" in Path(log).read_text()
+    stages = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "]
+    assert {"extract", "dbt", "identity", "publish", "checks", "quarantined"} <= set(stages)
+    checks = re.search(r"checks +(\d+) passed, (\d+) failed", output)
+    assert int(checks.group(1)) >= 50 and checks.group(2) == "0"
+    with duckdb.connect(str(demo_warehouse.parent / "marts.duckdb"), read_only=True) as con:
+        profiles = con.execute("select count(*) from customer_profiles").fetchone()[0]
+        device_only = con.execute(
+            "select count(*) from (select customer_key from customer_identities "
+            "group by 1 having bool_and(identifier_type = 'device'))"
+        ).fetchone()[0]
+    assert f"customer_profiles {profiles:,}" in output
+    assert f"{profiles - device_only:,} known by account, email or phone" in output
+    assert f"{device_only:,} web/app visitors known only by a device" in output

@@ -20,8 +20,8 @@ DBT_EXECUTABLE = str(Path(sys.executable).parent / "cdp-dbt")
 
 
 def dbt_env() -> dict[str, str]:
-    """The environment dbt runs with: CDP_DATA_DIR made absolute for `profiles.yml`."""
-    return {**os.environ, "CDP_DATA_DIR": str(load_settings().data_dir)}
+    """The environment dbt runs with: the settings it reads with `env_var`, resolved."""
+    return {**os.environ, **load_settings().dbt_env()}
 
 
 def _newest_source_mtime() -> float:

@@ -24,6 +24,7 @@ import phonenumbers
 
 from orchestration.defs.identity.normalize import register as register_phone_functions
 from orchestration.defs.privacy.access import delete_access_exports
+from orchestration.settings import load_settings
 from orchestration.warehouse import scalar
 
 DDL = """
@@ -44,8 +45,9 @@ create table if not exists privacy.erasure_log (
 
 
 def privacy_salt(data_dir: Path) -> str:
-    if os.environ.get("CDP_PRIVACY_SALT"):
-        return os.environ["CDP_PRIVACY_SALT"]
+    configured = load_settings().privacy_salt
+    if configured:
+        return configured
     path = data_dir / "privacy.salt"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)

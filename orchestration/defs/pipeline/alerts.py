@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import urllib.request
+
+from orchestration.settings import load_settings
 
 log = logging.getLogger("cdp")
 
 
 def send_alert(title: str, details: dict) -> None:
     log.error("%s: %s", title, json.dumps(details, default=str))
-    url = os.environ.get("CDP_ALERT_WEBHOOK_URL")
+    url = load_settings().alert_webhook_url
     if not url:
         return
     body = json.dumps({"text": title, **details}, default=str).encode()

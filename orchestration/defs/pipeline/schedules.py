@@ -1,23 +1,28 @@
-import os
-
 import dagster as dg
 
 from orchestration.defs.ga4.extract import list_export
 from orchestration.defs.pipeline.jobs import nightly
-from orchestration.settings import load_settings
+from orchestration.settings import Settings, load_settings
 
-_RUNNING = (
-    dg.DefaultScheduleStatus.RUNNING
-    if os.environ.get("CDP_SCHEDULES") == "on"
-    else (dg.DefaultScheduleStatus.STOPPED)
-)
 
-# Off unless CDP_SCHEDULES=on (or switched on in the UI): a laptop should not run nightly jobs.
+def default_status(settings: Settings) -> dg.DefaultScheduleStatus:
+    """Off unless CDP_SCHEDULES=on (or switched on in the UI): a laptop should not run
+    nightly jobs."""
+    return (
+        dg.DefaultScheduleStatus.RUNNING
+        if settings.schedules_on
+        else dg.DefaultScheduleStatus.STOPPED
+    )
+
+
+_SETTINGS = load_settings()
+_RUNNING = default_status(_SETTINGS)
+
 nightly_schedule = dg.ScheduleDefinition(
     name="nightly_schedule",
     job=nightly,
-    cron_schedule=os.environ.get("CDP_NIGHTLY_CRON", "0 3 * * *"),
-    execution_timezone=os.environ.get("CDP_TIMEZONE", "UTC"),
+    cron_schedule=_SETTINGS.nightly_cron,
+    execution_timezone=_SETTINGS.timezone,
     default_status=_RUNNING,
 )
 

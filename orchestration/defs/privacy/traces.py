@@ -5,7 +5,7 @@ the pipeline writes identifiers to more places than its tables: the Great Expect
 results and data docs (sample values), Dagster's run storage (asset previews, log lines),
 step logs, access exports. After an erasure:
 
-- every text file under `quality/` and `dagster/` has each erased identifier replaced by
+- every text file under `quality/`, `dagster/` and `logs/` has each erased identifier replaced by
   `[erased]` (case-insensitive), written aside and renamed over the original;
 - every SQLite database under `dagster/` (run history, event logs) has the same replacement
   applied to its text values, then is vacuumed, which rewrites the file without free pages;
@@ -36,6 +36,13 @@ def _pattern(identifiers: list[str]) -> re.Pattern[bytes]:
 
 
 def _replace_file(path: Path, content: bytes) -> None:
+    if path.parent.name == "logs":
+        # the running run appends to its log (O_APPEND): rewritten in place, it goes on
+        # writing at the new end; renamed over, its lines would go to the unlinked file
+        with open(path, "r+b") as fh:
+            fh.write(content)
+            fh.truncate()
+        return
     partial = path.with_name(path.name + ".scrub")
     with open(partial, "wb") as fh:
         fh.write(content)
@@ -94,7 +101,7 @@ def scrub_files(data_dir: Path, identifiers: list[str]) -> dict[str, int]:
             if pattern.search(path.read_bytes()):
                 path.unlink()
                 counts["exports_deleted"] += 1
-    for folder in (data_dir / "quality", data_dir / "dagster"):
+    for folder in (data_dir / "quality", data_dir / "dagster", data_dir / "logs"):
         if not folder.exists():
             continue
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):

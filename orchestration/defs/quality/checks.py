@@ -89,7 +89,7 @@ def _row_count_check(table: str) -> dg.AssetChecksDefinition:
 
 
 def _today() -> dt.date:
-    return load_settings().as_of or dt.date.today()
+    return load_settings().today()
 
 
 def _on_demo_data(uri: str | None) -> bool:

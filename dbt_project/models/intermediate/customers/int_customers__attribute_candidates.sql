@@ -48,7 +48,10 @@ candidates as (
     {%- endfor %}
     select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'shop_account', updated_at
     from accounts
-    {%- for attribute, column in [('email', 'email'), ('phone', 'phone'), ('country', 'ship_country')] %}
+    {%- set order_attributes = [
+        ('email', 'email'), ('phone', 'phone'), ('country', 'ship_country')
+    ] %}
+    {%- for attribute, column in order_attributes %}
     union all
     select customer_key, '{{ attribute }}', {{ column }}, 'shop_order', updated_at from orders
     {%- endfor %}
@@ -65,7 +68,8 @@ candidates as (
     select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'survey', submitted_at
     from surveys
     union all
-    select identities.customer_key, 'city', device_cities.geo_city, 'ga4', max(device_cities.seen_at)
+    select
+        identities.customer_key, 'city', device_cities.geo_city, 'ga4', max(device_cities.seen_at)
     from (
         -- one row per device and city before the join, not one per event
         select device_id, geo_city, max(event_at) as seen_at

@@ -19,7 +19,9 @@ select
     orders.*,
     order_keys.customer_key,
     orders.status in (
-        {%- for status in var('valid_order_statuses') %}'{{ status }}'{% if not loop.last %}, {% endif %}{% endfor -%}
+        {%- for status in var('valid_order_statuses') -%}
+            '{{ status }}'{% if not loop.last %}, {% endif %}
+        {%- endfor -%}
     ) as is_valid
 from orders
 inner join order_keys using (order_id)

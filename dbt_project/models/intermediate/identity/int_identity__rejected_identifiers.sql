@@ -5,8 +5,9 @@ with
 
 problems as (
 
-    select 'shop.customers' as source, customer_id::varchar as record_id, 'email' as identifier_type,
-           email_raw as raw_value, email_problem as problem
+    select
+        'shop.customers' as source, customer_id::varchar as record_id, 'email' as identifier_type,
+        email_raw as raw_value, email_problem as problem
     from {{ ref('stg_shop__customers') }} where email_problem is not null
     union all
     select 'shop.customers', customer_id::varchar, 'phone', phone_raw, phone_problem

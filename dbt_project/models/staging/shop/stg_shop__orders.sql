@@ -1,4 +1,10 @@
-{{ config(materialized='incremental', unique_key='order_id', incremental_strategy='delete+insert') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert'
+    )
+}}
 
 with
 

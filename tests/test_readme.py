@@ -259,3 +259,25 @@ def test_cdp_run_output_fits_on_a_screen_and_matches_the_marts(demo_warehouse):
     assert f"customer_profiles {profiles:,}" in output
     assert f"{profiles - device_only:,} known by account, email or phone" in output
     assert f"{device_only:,} web/app visitors known only by a device" in output
+
+
+def test_readme_dbt_docs_command_documents_the_marts(demo_copy, tmp_path):
+    (command,) = {c for c in inline_commands(r"\S*dbt") if "docs generate" in c}
+    generate = shlex.split(command.split(" && ")[0])
+    assert generate[0] == "CDP_DATA_DIR=$PWD/data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env["CDP_DATA_DIR"] = str(demo_copy)
+    target = tmp_path / "target"  # not the project's own target/, which the runs use
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), *generate[2:], "--target-path", str(target)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    catalog = json.loads((target / "catalog.json").read_text())
+    documented = {node["metadata"]["name"] for node in catalog["nodes"].values()}
+    assert {"customer_profiles", "customer_segments", "stg_ga4__events"} <= documented
+    assert (target / "index.html").exists()

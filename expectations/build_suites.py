@@ -91,7 +91,6 @@ SUITES: dict[str, list] = {
         *present("event_date", "event_timestamp", "event_name", "user_pseudo_id", "platform"),
         gxe.ExpectColumnValuesToNotBeNull(column="event_timestamp"),
         gxe.ExpectColumnValuesToNotBeNull(column="event_name"),
-        gxe.ExpectColumnValuesToNotBeNull(column="user_pseudo_id", mostly=0.99),
         gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=["WEB", "IOS", "ANDROID"]),
         gxe.ExpectColumnValuesToMatchRegex(column="event_date", regex=r"^\d{8}$"),
     ],

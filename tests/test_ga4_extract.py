@@ -142,14 +142,14 @@ def test_daily_shard_supersedes_intraday(tmp_path):
 
 
 def test_broken_lines_and_bad_timestamps_are_quarantined(tmp_path):
-    export = tmp_path / "export" / "events_20261102"
+    export = tmp_path / "export" / "events_20261005"
     export.mkdir(parents=True)
     good = (DEMO / "events_20261005" / "000000000000.json").read_text().splitlines()
     bad_ts = json.loads(good[1])
     bad_ts["event_timestamp"] = "yesterday"
     lines = [
         good[0],
-        '{"event_date":"20261102", "event_name": broken',
+        '{"event_date":"20261005", "event_name": broken',
         json.dumps(bad_ts),
         *good[2:10],
     ]
@@ -163,10 +163,11 @@ def test_broken_lines_and_bad_timestamps_are_quarantined(tmp_path):
             "select rule, reason, record, run_id from quarantine.rejected_rows order by rule"
         ).fetchall()
         assert [r[0] for r in rows] == ["ga4_event_parses", "valid_json"]
-        assert "event_timestamp is not an INT64: yesterday" in rows[0][1]
-        assert json.loads(rows[0][2])["event_timestamp"] == "yesterday"
-        assert "malformed JSON at line 2" in rows[1][1]
-        assert "broken" in rows[1][2]
+        assert 'event_timestamp is not an INT64: "yesterday" at line 3 of' in rows[0][1]
+        assert rows[0][2] == lines[2]  # the line as written
+        assert rows[1][1].startswith("malformed JSON (")
+        assert " at line 2 of " in rows[1][1]
+        assert rows[1][2] == lines[1]
         assert {r[3] for r in rows} == {"run-q"}
 
 
@@ -285,9 +286,10 @@ def ga4_events(tmp_path_factory):
 
 
 def loaded_rows(con) -> list[tuple]:
-    return con.execute(
-        f"select * exclude ({', '.join(LOAD_COLUMNS)}) from raw_ga4.events order by all"
-    ).fetchall()
+    """The GA4 export schema's columns, with the types GA4_SCHEMA gives them (a field a file
+    added inside one is compared apart)."""
+    columns = ", ".join(f'"{c}"::{t}' for c, t in GA4_SCHEMA.items())
+    return con.execute(f"select {columns} from raw_ga4.events order by all").fetchall()
 
 
 def fastavro_file(path, table: pa.Table, style: str, codec: str) -> None:
@@ -302,7 +304,7 @@ def fastavro_file(path, table: pa.Table, style: str, codec: str) -> None:
     events = table.to_pylist()
     if style in ("named", "namespaced", "fallback"):
         # One record type for both key/value lists, defined once and then referred to by name
-        # (the event params' value has no set time; it loads as NULL and is not kept).
+        # (so the event params' value gains a set time, NULL, which the table gains too).
         param["name"] = "param"
         reference = "param"
         if style == "namespaced":
@@ -320,7 +322,7 @@ def fastavro_file(path, table: pa.Table, style: str, codec: str) -> None:
         for event in events:
             event["event_date"] = datetime.strptime(event["event_date"], "%Y%m%d").date()
     if style == "fallback":
-        # Columns outside GA4's schema that polars cannot read; they are not loaded.
+        # Columns outside GA4's schema that polars cannot read: loaded all the same.
         schema["fields"] += [
             {"name": "labels", "type": {"type": "map", "values": "string"}},
             {"name": "score", "type": ["null", "long", "string"]},
@@ -372,9 +374,27 @@ def test_avro_from_any_writer_loads_like_ndjson(ga4_events, tmp_path, monkeypatc
         lambda p, read=extract._read_with_fastavro: decoded_by_fastavro.append(p) or read(p),
     )
     with connect(tmp_path / "w.duckdb") as con:
-        stats = sync_export(con, str(tmp_path / "export"), "run-a")["stats"]
+        result = sync_export(con, str(tmp_path / "export"), "run-a")
+        stats = result["stats"]
         assert (stats.rows_read, stats.rows_loaded) == (table.num_rows, table.num_rows)
         assert loaded_rows(con) == expected
+        added = {
+            "named": ["event_params[].value.set_timestamp_micros BIGINT"],
+            "namespaced": ["event_params[].value.set_timestamp_micros BIGINT"],
+            "fallback": [
+                "event_params[].value.set_timestamp_micros BIGINT",
+                "labels MAP(VARCHAR, VARCHAR)",
+                "score JSON",
+            ],
+        }
+        assert result["columns_added"] == added.get(writer, [])
+        if (
+            writer == "fallback"
+        ):  # a map, and a field that is a long in some rows, a string in others
+            extra = con.execute(
+                "select labels['n'], score from raw_ga4.events order by event_timestamp limit 2"
+            ).fetchall()
+            assert extra == [("0", '"0"'), ("1", "1")]
     # named types keep the file on polars' fast path; only what polars cannot read is not
     assert bool(decoded_by_fastavro) == (writer == "fallback")
 

@@ -20,7 +20,8 @@ class GA4SyncConfig(dg.Config):
     key=["raw_ga4", "events"],
     group_name="ga4",
     kinds={"duckdb", "bigquery"},
-    description="GA4 / Firebase BigQuery export events, nested fields kept. Incremental by "
+    description="GA4 / Firebase BigQuery export events, every field of the export schema kept "
+    "(nested ones as STRUCT/LIST; fields Google adds are added to the table). Incremental by "
     "export day: new and re-exported days are (re)loaded, unchanged days are skipped.",
     retry_policy=EXTRACT_RETRY_POLICY,
 )
@@ -36,7 +37,7 @@ def ga4_events(
         result = sync_export(
             con,
             ga4_export.uri,
-            context.run_id,
+            context.run.run_id,
             full_refresh=config.full_refresh,
             force_days=days,
             log=context.log,
@@ -52,6 +53,11 @@ def ga4_events(
             "days_unchanged": result["days_unchanged"],
             "newest_day": result["newest_day"],
             "files_by_format": result["files_by_format"],
+            # fields no file had before, added to the table (at any depth) by this run
+            "columns_added": ", ".join(result["columns_added"]) or "none",
+            # consent mode: events exported without a device id, loaded but identifying nobody
+            "events_without_user_pseudo_id": result["events_without_user_pseudo_id"],
+            "user_pseudo_id_null_share": result["user_pseudo_id_null_share"],
             "seconds": round(seconds, 2),
             "events_per_second": round(stats.rows_read / seconds) if seconds else 0,
             "export_uri": ga4_export.uri,

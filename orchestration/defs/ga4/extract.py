@@ -1,4 +1,4 @@
-"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (docs/sources.md).
+"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (CONTRACT §2.1).
 
 Design: an incremental sync by export day, not a Dagster-partitioned asset. Every run lists
 the export, fingerprints each day's files (name, size, modification time or generation) and
@@ -8,18 +8,25 @@ A day's delete + insert + manifest row commit in one transaction, so a killed ru
 day either fully old or fully new. A daily `events_` shard supersedes the `events_intraday_`
 shard of the same day. Days that disappear from the export (bucket lifecycle rules) are kept.
 
-All parsing is done by DuckDB (`read_json`, `read_parquet`) or polars (Avro), streaming whole
-files: no Python loop over events. The one exception is an Avro file polars cannot read, which
-fastavro decodes event by event (see `_read_avro`).
+Every value lands. The table is GA4's export schema and grows with it (schema.py): a field
+no file had before is added, as JSON from a JSON file, with its type from Parquet or Avro,
+and reported in `columns_added`. A clean file is read whole by DuckDB (`read_json`,
+`read_parquet`) or polars (Avro), with no Python loop over events. A JSON file is read
+strictly, against the table's own schema: a value that does not cast, a field the table lacks,
+an identifier written as a number or a missing `event_timestamp` stops that read, and the
+file is then checked line by line (lines.py), so that each bad line is quarantined as it was
+written, with the path of what is wrong, and everything else loads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import itertools
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -28,84 +35,52 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 
+import cramjam
 import duckdb
 import fastavro
 import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from orchestration.defs.ga4.lines import LineChecker
+from orchestration.defs.ga4.schema import (
+    GA4_SCHEMA,
+    IDENTIFIERS,
+    REQUIRED_COLUMNS,
+    Kind,
+    add_fields,
+    convert_sql,
+    drifted,
+    ga4_kind,
+    missing_fields,
+    path_text,
+    relation_kind,
+)
 from orchestration.errors import Deadline, SourceError, within_deadline
-from orchestration.row_rules import apply_row_rules
-from orchestration.warehouse import LoadStats, quarantine, quote_ident, scalar
+from orchestration.row_rules import apply_row_rules, rule_sql
+from orchestration.warehouse import LoadStats, quote_ident, scalar
+
+__all__ = ["GA4_SCHEMA", "TABLE", "json_columns", "list_export", "sync_export"]
 
 SOURCE = "ga4"
 TABLE = "raw_ga4.events"
-
-_KV_VALUE = (
-    "STRUCT(string_value VARCHAR, int_value BIGINT, float_value DOUBLE, double_value DOUBLE)"
+LOAD_COLUMNS = {"_export_day": "DATE", "_source_file": "VARCHAR", "_loaded_at": "TIMESTAMPTZ"}
+# Rows without these, or breaking a row rule (expectations/row_rules.yml), are quarantined by
+# the loader itself, which still has the line or record as the export wrote it.
+_MISSING = "event_timestamp is null or event_name is null"
+_RULES = rule_sql(TABLE)
+_BAD = f"({_MISSING}) or ({_RULES.broken})" if _RULES else _MISSING
+_BAD_RULE = (
+    f"case when {_MISSING} then 'ga4_event_parses' else {_RULES.first} end"
+    if _RULES
+    else "'ga4_event_parses'"
 )
-_USER_VALUE = (
-    "STRUCT(string_value VARCHAR, int_value BIGINT, float_value DOUBLE, double_value DOUBLE, "
-    "set_timestamp_micros BIGINT)"
+_BAD_REASON = (
+    "case when event_timestamp is null then 'event_timestamp missing' "
+    "when event_name is null then 'event_name missing' "
+    + (f"else {_RULES.reason} " if _RULES else "")
+    + "end"
 )
-
-# GA4's BigQuery export schema in DuckDB types. Fields missing from a file load as NULL;
-# fields not listed here are not loaded.
-GA4_SCHEMA: dict[str, str] = {
-    "event_date": "VARCHAR",
-    "event_timestamp": "BIGINT",
-    "event_name": "VARCHAR",
-    "event_params": f"STRUCT(key VARCHAR, value {_KV_VALUE})[]",
-    "event_previous_timestamp": "BIGINT",
-    "event_value_in_usd": "DOUBLE",
-    "event_bundle_sequence_id": "BIGINT",
-    "event_server_timestamp_offset": "BIGINT",
-    "user_id": "VARCHAR",
-    "user_pseudo_id": "VARCHAR",
-    "privacy_info": "STRUCT(analytics_storage VARCHAR, ads_storage VARCHAR, "
-    "uses_transient_token VARCHAR)",
-    "user_properties": f"STRUCT(key VARCHAR, value {_USER_VALUE})[]",
-    "user_first_touch_timestamp": "BIGINT",
-    "user_ltv": "STRUCT(revenue DOUBLE, currency VARCHAR)",
-    "device": "STRUCT(category VARCHAR, mobile_brand_name VARCHAR, mobile_model_name VARCHAR, "
-    "mobile_marketing_name VARCHAR, mobile_os_hardware_model VARCHAR, operating_system VARCHAR, "
-    "operating_system_version VARCHAR, vendor_id VARCHAR, advertising_id VARCHAR, "
-    "language VARCHAR, is_limited_ad_tracking VARCHAR, time_zone_offset_seconds BIGINT, "
-    "browser VARCHAR, browser_version VARCHAR, "
-    "web_info STRUCT(browser VARCHAR, browser_version VARCHAR, hostname VARCHAR))",
-    "geo": "STRUCT(city VARCHAR, country VARCHAR, continent VARCHAR, region VARCHAR, "
-    "sub_continent VARCHAR, metro VARCHAR)",
-    "app_info": "STRUCT(id VARCHAR, version VARCHAR, install_store VARCHAR, "
-    "firebase_app_id VARCHAR, install_source VARCHAR)",
-    "traffic_source": "STRUCT(name VARCHAR, medium VARCHAR, source VARCHAR)",
-    "stream_id": "VARCHAR",
-    "platform": "VARCHAR",
-    "event_dimensions": "STRUCT(hostname VARCHAR)",
-    "ecommerce": "STRUCT(total_item_quantity BIGINT, purchase_revenue_in_usd DOUBLE, "
-    "purchase_revenue DOUBLE, refund_value_in_usd DOUBLE, refund_value DOUBLE, "
-    "shipping_value_in_usd DOUBLE, shipping_value DOUBLE, tax_value_in_usd DOUBLE, "
-    "tax_value DOUBLE, unique_items BIGINT, transaction_id VARCHAR)",
-    "items": "STRUCT(item_id VARCHAR, item_name VARCHAR, item_brand VARCHAR, "
-    "item_variant VARCHAR, item_category VARCHAR, item_category2 VARCHAR, "
-    "item_category3 VARCHAR, item_category4 VARCHAR, item_category5 VARCHAR, "
-    "price_in_usd DOUBLE, price DOUBLE, quantity BIGINT, item_revenue_in_usd DOUBLE, "
-    "item_revenue DOUBLE, item_refund_in_usd DOUBLE, item_refund DOUBLE, coupon VARCHAR, "
-    "affiliation VARCHAR, location_id VARCHAR, item_list_id VARCHAR, item_list_name VARCHAR, "
-    "item_list_index VARCHAR, promotion_id VARCHAR, promotion_name VARCHAR, "
-    "creative_name VARCHAR, creative_slot VARCHAR)[]",
-    "collected_traffic_source": "STRUCT(manual_campaign_id VARCHAR, "
-    "manual_campaign_name VARCHAR, manual_source VARCHAR, manual_medium VARCHAR, "
-    "manual_term VARCHAR, manual_content VARCHAR, gclid VARCHAR, dclid VARCHAR, srsltid VARCHAR)",
-    "is_active_user": "BOOLEAN",
-    "batch_event_index": "BIGINT",
-    "batch_page_id": "BIGINT",
-    "batch_ordering_id": "BIGINT",
-}
-# Top-level INT64 columns arrive as JSON strings: read them as text and cast in SQL, so a
-# value that is not an integer quarantines its row instead of failing the whole file.
-_TOP_LEVEL_INTS = [name for name, kind in GA4_SCHEMA.items() if kind == "BIGINT"]
-REQUIRED_COLUMNS = ("event_date", "event_timestamp", "event_name", "user_pseudo_id")
-_LOAD_COLUMNS = {"_export_day": "DATE", "_source_file": "VARCHAR", "_loaded_at": "TIMESTAMPTZ"}
 
 _SHARD = re.compile(r"(?:^|/)events_(intraday_)?(\d{8})(?=[/_\-.]|$)")
 _FORMATS = {
@@ -240,30 +215,477 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def json_columns() -> str:
-    """GA4_SCHEMA as `read_json`'s `columns`; the top-level INT64s stay text, as BigQuery
-    writes them, and are cast once every line has been checked."""
-    columns = {k: ("VARCHAR" if k in _TOP_LEVEL_INTS else v) for k, v in GA4_SCHEMA.items()}
-    return "{" + ", ".join(f"{_sql_str(k)}: {_sql_str(v)}" for k, v in columns.items()) + "}"
+def json_columns(kind: Kind | None = None) -> str:
+    """The table's columns (GA4_SCHEMA unless a table's type tree is given) as `read_json`'s
+    `columns`."""
+    columns = kind.fields if kind else [(n, Kind.parse(t)) for n, t in GA4_SCHEMA.items()]
+    return "{" + ", ".join(f"{_sql_str(n)}: {_sql_str(k.sql)}" for n, k in columns) + "}"
 
 
-def _read_avro(path: str) -> pa.Table:
-    """The file's events as Arrow. polars decodes Avro several times faster than fastavro but
-    not every valid file (a map or a union of several types fails, sometimes with a panic), so
-    fastavro reads what polars refuses, and its error is the one reported for a broken file."""
+def table_kind(con: duckdb.DuckDBPyConnection) -> Kind:
+    """`raw_ga4.events` as it is now (it may have grown), without cdp's own columns."""
+    exclude = ", ".join(LOAD_COLUMNS)
+    return relation_kind(con.sql(f"select * exclude ({exclude}) from {TABLE} limit 0"))
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create the tables; give a table created by an older cdp the fields GA4_SCHEMA has
+    gained since. Returns the fields added."""
+    con.execute(MANIFEST_DDL)
+    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in {**GA4_SCHEMA, **LOAD_COLUMNS}.items())
+    con.execute(f"create table if not exists {TABLE} ({columns})")
+    missing = missing_fields(table_kind(con), ga4_kind())
+    add_fields(con, TABLE, missing)
+    return [f"{path_text(parts)} {kind.sql}" for parts, kind in missing]
+
+
+class _Recheck(Exception):
+    """A JSON file the strict read refused: it is loaded line by line instead. `aborted`: the
+    refusal came from a statement of the day's transaction, which must then start again."""
+
+    def __init__(self, url: str, reason: str, *, aborted: bool):
+        super().__init__(f"{url}: {reason}")
+        self.url, self.reason, self.aborted = url, reason, aborted
+
+
+# --- JSON, the fast path: the whole file in one strict read ---------------------------------
+
+_MARK = "__cdp_schema_line__"
+_SAMPLES = {"VARCHAR": "a", "BIGINT": -1, "DOUBLE": 1.5, "BOOLEAN": True}
+_ABSENT = object()
+
+
+def _identifier_paths(kind: Kind) -> list[tuple]:
+    """The identifiers the table holds as text."""
+    found = []
+    for parts in IDENTIFIERS:
+        node = kind
+        for part in parts:
+            node = (
+                node.element
+                if part is None
+                else (node.field_map.get(part) if node.is_struct else None)
+            )
+            if node is None:
+                break
+        if node is not None and node.sql == "VARCHAR":
+            found.append(parts)
+    return found
+
+
+def _samples(kind: Kind, parts: tuple, mixed: set[tuple]):
+    """Two values whose JSON types make DuckDB's detection give `kind`. A field in `mixed`
+    (an identifier) gets a string and a number, so it is read as JSON and its JSON type can
+    be checked; so does any type JSON has no literal for, to be cast afterwards."""
+    if kind.is_struct:
+        first, second = {}, {}
+        for name, child in kind.fields:
+            first[name], value = _samples(child, (*parts, name), mixed)
+            if value is not _ABSENT:
+                second[name] = value
+        return first, second or _ABSENT
+    if kind.is_list:
+        first, second = _samples(kind.element, (*parts, None), mixed)
+        return [first], _ABSENT if second is _ABSENT else [second]
+    if parts in mixed or kind.sql not in _SAMPLES:
+        return "a", 1 if parts in mixed else {"a": 1}
+    return _SAMPLES[kind.sql], _ABSENT
+
+
+def _schema_lines(kind: Kind, mixed: set[tuple]) -> bytes:
+    first, second = _samples(kind, (), mixed)
+    second = {} if second is _ABSENT else second
+    return "".join(json.dumps({**line, _MARK: True}) + "\n" for line in (first, second)).encode()
+
+
+def _compression(path: str) -> str:
+    lower = path.lower()
+    return "gzip" if lower.endswith(".gz") else "zstd" if lower.endswith(".zst") else "none"
+
+
+@contextlib.contextmanager
+def _with_schema_lines(path: str, header: bytes) -> Iterator[str]:
+    """A copy of the file led by the two schema lines (compressed as the file is: gzip and
+    zstd read concatenated members as one stream). DuckDB detects the columns from them and
+    then refuses any key it has not seen, anywhere in the file, which it never does for
+    columns it is given."""
+    compression = _compression(path)
+    if compression == "gzip":
+        header = gzip.compress(header, mtime=0)
+    elif compression == "zstd":
+        header = bytes(cramjam.zstd.compress(header))
+    with tempfile.TemporaryDirectory(prefix="cdp-ga4-") as tmp:
+        copy = os.path.join(tmp, "events.json")
+        with open(path, "rb") as src, open(copy, "wb") as dst:
+            dst.write(header)
+            dst.flush()
+            _copy_rest(src, dst)
+        yield copy
+
+
+def _copy_rest(src, dst) -> None:
+    """The file's bytes after what `dst` holds, copied by the kernel where it can."""
+    size, offset = os.fstat(src.fileno()).st_size, 0
+    with contextlib.suppress(OSError, AttributeError):
+        while offset < size:
+            copied = os.copy_file_range(src.fileno(), dst.fileno(), size - offset, offset)
+            if not copied:
+                break
+            offset += copied
+    if offset < size:
+        src.seek(offset)
+        dst.seek(0, os.SEEK_END)
+        shutil.copyfileobj(src, dst, 16 << 20)
+
+
+def _is_text_sql(expr: str, parts: tuple) -> str:
+    """SQL: the JSON value at `parts` under `expr` is a string (or absent)."""
+    head, rest = parts[0], parts[1:]
+    if head is None:
+        each = _is_text_sql("v", rest)
+        return f"coalesce(list_bool_and(list_transform({expr}, lambda v: {each})), true)"
+    inner = f"{expr}.{quote_ident(head)}" if expr else quote_ident(head)
+    if not rest:
+        return f"({inner} is null or left({inner}::varchar, 1) = '\"')"
+    return _is_text_sql(inner, rest)
+
+
+def _insert_json(con, path: str, shard: ShardFile, *, probe: bool) -> int:
+    """Insert the whole file in one statement. Anything short of a clean file (see _Recheck)
+    raises before a row is kept."""
+    table = table_kind(con)
+    identifiers = _identifier_paths(table)
+    with _with_schema_lines(path, _schema_lines(table, set(identifiers))) as copy:
+        reader = (
+            f"read_json({_sql_str(copy)}, format='newline_delimited', records='true', "
+            f"sample_size=2, compression='{_compression(path)}', ignore_errors=false)"
+        )
+        try:
+            detected = relation_kind(con.sql(f"select * from {reader}"))
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise _Recheck(shard.url, _first_line(exc), aborted=False) from exc
+        columns = ", ".join(
+            convert_sql(quote_ident(name), detected.field_map[name], kind)
+            + f" as {quote_ident(name)}"
+            for name, kind in table.fields
+        )
+        clean = " and ".join(
+            ["event_timestamp is not null", "event_name is not null"]
+            + [_is_text_sql("", parts) for parts in identifiers]
+        )
+        select = (
+            f"select {columns}, ?::date as _export_day, case when {clean} then ? else "
+            "error('a missing event_timestamp or event_name, or an identifier written as a "
+            f"number') end as _source_file, now() as _loaded_at from {reader} "
+            f"where {_MARK} is null"
+        )
+        params = [shard.day, shard.url]
+        if probe:  # on a connection of its own: a refusal leaves the day's transaction intact
+            cursor = con.cursor()
+            try:
+                cursor.execute(f"select count(columns(*)) from ({select})", params).fetchall()
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                raise _Recheck(shard.url, _first_line(exc), aborted=False) from exc
+            finally:
+                cursor.close()
+        try:
+            return scalar(con, f"insert into {TABLE} by name {select}", params)
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            raise _Recheck(shard.url, _first_line(exc), aborted=True) from exc
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+# --- JSON, line by line ----------------------------------------------------------------------
+
+
+def _lines(path: str) -> Iterator[tuple[int, bytes]]:
+    """The file's lines as written (without the newline), numbered from 1."""
+    compression = _compression(path)
+    if compression == "zstd":
+        opened = io.BytesIO(bytes(cramjam.zstd.decompress(Path(path).read_bytes())))
+    else:
+        opened = (gzip.open if compression == "gzip" else open)(path, "rb")
+    with opened as fh:
+        for number, raw in enumerate(fh, 1):
+            yield number, raw[:-1] if raw.endswith(b"\n") else raw
+
+
+@dataclass
+class _Rejected:
+    line_no: int
+    rule: str
+    reason: str
+    text: str
+
+
+_LINE_KEY = "__cdp_line__"
+
+
+def _numbered(text: str, line_no: int) -> str:
+    """The JSON object with its line number as one more key, to find the line again."""
+    head = text.rstrip()[:-1].rstrip()
+    return f'{head}{"" if head.endswith("{") else ","}"{_LINE_KEY}":{line_no}}}'
+
+
+def _texts(path: str, numbers: set[int]) -> dict[int, str]:
+    """Lines of the file by number, as written."""
+    found = {}
+    for line_no, raw in _lines(path):
+        if line_no in numbers:
+            found[line_no] = raw.decode("utf-8", "backslashreplace")
+            if len(found) == len(numbers):
+                break
+    return found
+
+
+def _load_json_lines(con, path: str, shard: ShardFile, run_id: str, added: list[str], log):
+    """Check every line (lines.py), add the fields no file had, load the good lines and
+    quarantine the others as they were written."""
+    checker = LineChecker(table_kind(con), reserved=set(LOAD_COLUMNS))
+    rejected: list[_Rejected] = []
+    good_lines: list[int] = []
+    read = rewritten = 0
+    with tempfile.TemporaryDirectory(prefix="cdp-ga4-") as tmp:
+        good = os.path.join(tmp, "events.json")
+        with open(good, "w", encoding="utf-8") as out:
+            for line_no, raw in _lines(path):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = raw.decode("utf-8", "backslashreplace")
+                    read += 1
+                    rejected.append(_Rejected(line_no, "valid_json", "not UTF-8 text", text))
+                    continue
+                if not text.strip():
+                    continue
+                read += 1
+                outcome = checker.check(text, first_line=line_no == 1)
+                if outcome.rule:
+                    rejected.append(_Rejected(line_no, outcome.rule, outcome.reason, text))
+                    continue
+                out.write(_numbered(outcome.line or text, line_no) + "\n")
+                good_lines.append(line_no)
+                rewritten += outcome.numbers_as_text
+        new = [(parts, Kind("JSON")) for parts in checker.new_fields]
+        if new:
+            add_fields(con, TABLE, new)
+            added += [f"{path_text(parts)} JSON" for parts, _ in new]
+        columns = json_columns(table_kind(con))[:-1] + f", '{_LINE_KEY}': 'BIGINT'}}"
+        reader = (
+            f"read_json({_sql_str(good)}, format='newline_delimited', columns={columns}, "
+            "ignore_errors=false)"
+        )
+        loaded = 0
+        if _verified(con, reader, good, good_lines, path, rejected):
+            con.execute(f"create or replace temp table _ga4_checked as select * from {reader}")
+            checked = f"(select *, '{shard.day}'::date as _export_day from _ga4_checked)"
+            keep = "true"
+            if _RULES:
+                broke = con.execute(
+                    f"select {_LINE_KEY}, {_RULES.first}, {_RULES.reason} from {checked} "
+                    f"where {_RULES.broken}"
+                ).fetchall()
+                texts = _texts(path, {line_no for line_no, _, _ in broke})
+                rejected += [_Rejected(n, rule, why, texts[n]) for n, rule, why in broke]
+                keep = f"not ({_RULES.broken})"
+            loaded = scalar(
+                con,
+                f"insert into {TABLE} by name select * exclude ({_LINE_KEY}), ? as _source_file, "
+                f"now() as _loaded_at from {checked} where {keep}",
+                [shard.url],
+            )
+            con.execute("drop table _ga4_checked")
+    if log and rewritten:
+        log.warning(
+            f"{shard.url}: {rewritten} string value(s) written as JSON numbers were loaded "
+            "as the text of their digits"
+        )
+    for item in rejected:  # a row rule's reason reads as for every table (row_rules.py)
+        if item.rule in ("valid_json", "ga4_event_parses"):
+            item.reason = f"{item.reason} at line {item.line_no} of {shard.url}"
+    return LoadStats(read, loaded, _quarantine_lines(con, rejected, run_id))
+
+
+_LINE = re.compile(r"\bin line (\d+)\b")
+
+
+def _verified(con, reader: str, good: str, good_lines: list[int], path: str, rejected) -> int:
+    """Read the checked lines as the load will, on a connection of its own; a line DuckDB
+    still refuses (say, a key written twice) moves to `rejected` with DuckDB's reason.
+    Returns the number of lines left."""
+    cursor = con.cursor()
+    try:
+        for _ in range(100):
+            if not good_lines:
+                return 0
+            try:
+                cursor.execute(f"select count(columns(*)) from {reader}").fetchall()
+                return len(good_lines)
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                found = _LINE.search(str(exc))
+                if not found or not 1 <= int(found.group(1)) <= len(good_lines):
+                    raise
+                index = int(found.group(1)) - 1
+                with open(good, encoding="utf-8") as fh:
+                    kept = fh.readlines()
+                del kept[index]
+                line_no = good_lines.pop(index)
+                text = _texts(path, {line_no})[line_no]
+                why = "DuckDB refused it: " + _first_line(exc)[found.end() :].lstrip(": ")
+                rejected.append(_Rejected(line_no, "ga4_event_parses", why, text))
+                with open(good, "w", encoding="utf-8") as fh:
+                    fh.writelines(kept)
+        raise RuntimeError("more than 100 lines refused after the line-by-line check")
+    finally:
+        cursor.close()
+
+
+def _quarantine_lines(con, rejected: list[_Rejected], run_id: str) -> int:
+    if not rejected:
+        return 0
+    rows = pa.table(
+        {
+            "rule": [r.rule for r in rejected],
+            "reason": [r.reason for r in rejected],
+            "record": [r.text for r in rejected],
+        }
+    )
+    con.register("_ga4_rejected", rows)
+    try:
+        return scalar(
+            con,
+            "insert into quarantine.rejected_rows select ?, ?, rule, reason, ?, now(), record "
+            "from _ga4_rejected",
+            [SOURCE, TABLE, run_id],
+        )
+    finally:
+        con.unregister("_ga4_rejected")
+
+
+# --- Parquet and Avro --------------------------------------------------------------------------
+
+
+def _load_columnar(con, path: str, shard: ShardFile, run_id: str, added: list[str]) -> LoadStats:
+    """A Parquet or Avro file carries its schema: new fields are added to the table with
+    their types, a known field of another type is schema drift, and the rows are cast to the
+    table's types in one statement. Rows without `event_timestamp` or `event_name` are
+    quarantined as read, every field of the record included."""
+    if shard.fmt == "parquet":
+        source = f"read_parquet({_sql_str(path)})"
+    else:
+        table, text_as_json = _read_avro(path)
+        con.register("_ga4_avro", table)
+        source = "_ga4_avro"
+        if text_as_json:
+            recast = ", ".join(f"{quote_ident(c)}::JSON as {quote_ident(c)}" for c in text_as_json)
+            source = f"(select * replace ({recast}) from _ga4_avro)"
+    try:
+        return _load_relation(con, source, shard, run_id, added)
+    finally:
+        if shard.fmt == "avro":
+            con.unregister("_ga4_avro")
+
+
+def _load_relation(con, source: str, shard: ShardFile, run_id: str, added: list[str]):
+    kind = relation_kind(con.sql(f"select * from {source}"))
+    missing = [c for c in REQUIRED_COLUMNS if c not in kind.field_map]
+    if missing:
+        raise SourceError(
+            SOURCE,
+            shard.url,
+            f"schema drift, required column(s) missing: {', '.join(missing)}",
+            "re-export the day with GA4's full schema",
+        )
+    reserved = [c for c in LOAD_COLUMNS if c in kind.field_map]
+    table = table_kind(con)
+    drift = drifted(table, kind)
+    if drift or reserved:
+        found = [
+            f"{path_text(p)} is {src} in this file but {dst} in {TABLE}" for p, src, dst in drift
+        ]
+        found += [f"{c} is a column cdp adds to each event" for c in reserved]
+        raise SourceError(
+            SOURCE,
+            shard.url,
+            "schema drift: " + "; ".join(found[:5]),
+            "re-export the day with GA4's schema (BigQuery writes INT64, FLOAT64, STRING and BOOL "
+            "fields as such), or load the field under another name",
+        )
+    new = missing_fields(table, kind)
+    if new:
+        add_fields(con, TABLE, new)
+        added += [f"{path_text(parts)} {k.sql}" for parts, k in new]
+        table = table_kind(con)
+
+    def typed(base: str) -> str:
+        return ", ".join(
+            f"{convert_sql(base + quote_ident(n), k, table.field_map[n])} as {quote_ident(n)}"
+            for n, k in kind.fields
+        )
+
+    day = f"'{shard.day}'::date as _export_day"
+    rows, invalid = con.execute(
+        f"select count(*), count(*) filter (where {_BAD}) "
+        f"from (select {typed('')}, {day} from {source})"
+    ).fetchall()[0]
+    if not invalid:
+        loaded = scalar(
+            con,
+            f"insert into {TABLE} by name select {typed('')}, {day}, ? as _source_file, "
+            f"now() as _loaded_at from {source}",
+            [shard.url],
+        )
+        return LoadStats(rows, loaded, 0)
+    con.execute("set preserve_insertion_order = true")  # row_number() is the row in the file
+    try:
+        con.execute(
+            "create or replace temp table _ga4_rows as select row_number() over () as _cdp_row, "
+            f"s as _cdp_record from {source} as s"
+        )
+    finally:
+        con.execute("set preserve_insertion_order = false")
+    rows_typed = f"(select _cdp_row, _cdp_record, {typed('_cdp_record.')}, {day} from _ga4_rows)"
+    quarantined = scalar(
+        con,
+        f"""insert into quarantine.rejected_rows
+        select ?, ?, {_BAD_RULE},
+               {_BAD_REASON} || case when {_MISSING} then ' at row ' || _cdp_row || ' of ' || ?
+                                     else '' end,
+               ?, now(), to_json(_cdp_record)::varchar
+        from {rows_typed} where {_BAD}""",
+        [SOURCE, TABLE, shard.url, run_id],
+    )
+    loaded = scalar(
+        con,
+        f"insert into {TABLE} by name select * exclude (_cdp_row, _cdp_record), "
+        f"? as _source_file, now() as _loaded_at from {rows_typed} where not ({_BAD})",
+        [shard.url],
+    )
+    con.execute("drop table _ga4_rows")
+    return LoadStats(rows, loaded, quarantined)
+
+
+def _read_avro(path: str) -> tuple[pa.Table, list[str]]:
+    """The file's events as Arrow, and the columns held as JSON text (a field of several
+    types). polars decodes Avro several times faster than fastavro but not every valid file (a
+    map or a union of several types fails, sometimes with a panic), so fastavro reads what
+    polars refuses, and its error is the one reported for a broken file."""
     import polars as pl
 
     data = _inline_named_types(path)
+    text_as_json: list[str] = []
     try:
         table = pl.read_avro(data).to_arrow()
     except (Exception, pl.exceptions.PanicException):
-        table = _read_with_fastavro(path)
-    for name in GA4_SCHEMA:
-        if name in table.column_names:
-            column = table.column(name)
-            chunks = [_ga4_values(c) for c in column.chunks or [pa.array([], column.type)]]
-            table = table.set_column(table.column_names.index(name), name, pa.chunked_array(chunks))
-    return table
+        table, text_as_json = _read_with_fastavro(path)
+    for index, name in enumerate(table.column_names):
+        column = table.column(name)
+        chunks = [_ga4_values(c) for c in column.chunks or [pa.array([], column.type)]]
+        table = table.set_column(index, name, pa.chunked_array(chunks))
+    return table, text_as_json
 
 
 # An Avro object container file starts with these bytes, then this header (Avro specification).
@@ -300,23 +722,33 @@ def _inline_named_types(path: str) -> io.BytesIO:
     return out
 
 
-def _read_with_fastavro(path: str) -> pa.Table:
-    """Reads any valid file, at a fraction of polars' speed (a Python object per value).
-    Columns outside GA4_SCHEMA are not converted, so their types do not matter."""
+def _read_with_fastavro(path: str) -> tuple[pa.Table, list[str]]:
+    """Reads any valid file, at a fraction of polars' speed (a Python object per value). A
+    field whose values may be of several types (a union of a long and a string) is kept as
+    each value's JSON text, and named in the list returned."""
     with open(path, "rb") as fh:
         reader = fastavro.reader(fh)
         schema = fastavro.parse_schema(json.loads(reader.metadata["avro.schema"]), expand=True)
-        columns = pa.schema(
-            [
-                (f["name"], _arrow_type(f["type"]))
-                for f in schema["fields"]
-                if f["name"] in GA4_SCHEMA
-            ]
-        )
+        columns, text_as_json = [], []
+        for f in schema["fields"]:
+            try:
+                columns.append((f["name"], _arrow_type(f["type"])))
+            except _SeveralTypes:
+                columns.append((f["name"], pa.string()))
+                text_as_json.append(f["name"])
+        columns = pa.schema(columns)
         batches = []
         while events := list(itertools.islice(reader, 50_000)):
+            for event in events:
+                for name in text_as_json:
+                    if event.get(name) is not None:
+                        event[name] = json.dumps(event[name], default=str)
             batches.append(pa.RecordBatch.from_pylist(events, schema=columns))
-    return pa.Table.from_batches(batches, columns)
+    return pa.Table.from_batches(batches, columns), text_as_json
+
+
+class _SeveralTypes(ValueError):
+    """A union of several Avro types: no single Arrow type holds its values."""
 
 
 # Avro types whose values fastavro gives as plain Python values (enum symbols as text).
@@ -350,7 +782,7 @@ def _arrow_type(avro) -> pa.DataType:
     if isinstance(avro, list):
         types = [t for t in avro if t != "null"]
         if len(types) != 1:
-            raise ValueError(f"a union of {json.dumps(types)} cannot be one GA4 column")
+            raise _SeveralTypes(f"a union of {json.dumps(types)}")
         return _arrow_type(types[0])
     if isinstance(avro, str):
         return _AVRO_TYPES[avro]
@@ -398,132 +830,115 @@ def _ga4_values(array: pa.Array) -> pa.Array:
     return array
 
 
-def _relation(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile) -> str:
-    """SQL for the file as GA4_SCHEMA columns; in JSON the top-level ints stay text."""
-    if shard.fmt == "json":
-        # ignore_errors: a malformed line comes back as an all-NULL row, found by _stage_file
-        return (
-            f"read_json({_sql_str(path)}, format='newline_delimited', columns={json_columns()}, "
-            "ignore_errors=true)"
-        )
-    if shard.fmt == "parquet":
-        source = f"read_parquet({_sql_str(path)})"
-    else:
-        con.register("_ga4_avro", _read_avro(path))
-        source = "_ga4_avro"
-    present = {row[0] for row in con.execute(f"describe select * from {source}").fetchall()}
-    missing = [c for c in REQUIRED_COLUMNS if c not in present]
-    if missing:
-        raise SourceError(
-            SOURCE,
-            shard.url,
-            f"schema drift, required column(s) missing: {', '.join(missing)}",
-            "re-export the day with GA4's full schema",
-        )
-    select = ", ".join(
-        f"cast({quote_ident(c)} as {t}) as {quote_ident(c)}"
-        if c in present
-        else f"null::{t} as {quote_ident(c)}"
-        for c, t in GA4_SCHEMA.items()
-    )
-    return f"(select {select} from {source})"
-
-
-def _stage_file(con: duckdb.DuckDBPyConnection, path: str, shard: ShardFile, relation: str) -> int:
-    """Slow path for a file with bad rows: stage it in temp table `_ga4_file`.
-
-    Malformed JSON lines are moved out of the staged rows into `_ga4_lines` (line number and
-    text) so they can be quarantined as they were written. Returns their number.
-    """
-    con.execute(f"create or replace temp table _ga4_file as select * from {relation}")
-    if shard.fmt != "json":
-        return 0
-    all_null = " and ".join(f"{c} is null" for c in GA4_SCHEMA)
-    broken = scalar(con, f"select count(*) from _ga4_file where {all_null}")
-    if broken:
-        con.execute(f"delete from _ga4_file where {all_null}")
-        con.execute("set preserve_insertion_order = true")  # row_number() is the line number
-        con.execute(
-            "create or replace temp table _ga4_lines as select "
-            f"row_number() over () as line_no, line from read_csv({_sql_str(path)}, "
-            "columns={'line': 'VARCHAR'}, "
-            f"delim=chr(1), quote='', escape='', header=false, comment='', auto_detect=false)"
-        )
-        con.execute("set preserve_insertion_order = false")
-    return broken
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(MANIFEST_DDL)
-    columns = ", ".join(f"{quote_ident(c)} {t}" for c, t in {**GA4_SCHEMA, **_LOAD_COLUMNS}.items())
-    con.execute(f"create table if not exists {TABLE} ({columns})")
+# --- Days and files ------------------------------------------------------------------------------
 
 
 def load_day(
-    con: duckdb.DuckDBPyConnection, fs: fsspec.AbstractFileSystem, day: ExportDay, run_id: str
+    con: duckdb.DuckDBPyConnection,
+    fs: fsspec.AbstractFileSystem,
+    day: ExportDay,
+    run_id: str,
+    *,
+    added: list[str] | None = None,
+    log=None,
 ) -> LoadStats:
-    """Replace one export day in one transaction; returns its row accounting."""
-    stats = LoadStats()
-    con.execute("begin transaction")
-    try:
-        con.execute(f"delete from {TABLE} where _export_day = ?", [day.day])
-        for shard in day.files:
-            stats += _load_file(con, fs, shard, run_id)
-        moved = apply_row_rules(con, TABLE, SOURCE, run_id, where=f"_export_day = '{day.day}'")
-        stats = LoadStats(
-            stats.rows_read, stats.rows_loaded - moved, stats.rows_quarantined + moved
-        )
-        stats.check(f"GA4 shard {day.shard}")
-        con.execute(
-            "insert or replace into raw_ga4._shards values (?, ?, ?, ?, ?, ?, ?, ?, now())",
-            [
-                day.day,
-                day.shard,
-                day.fingerprint,
-                len(day.files),
-                stats.rows_read,
-                stats.rows_loaded,
-                stats.rows_quarantined,
-                run_id,
-            ],
-        )
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    return stats
+    """Replace one export day in one transaction; returns its row accounting. A JSON file the
+    strict read refused starts the day again with that file checked line by line, and the
+    day's remaining JSON files tried first on a connection of their own."""
+    by_line: set[str] = set()
+    while True:
+        day_added: list[str] = []
+        con.execute("begin transaction")
+        try:
+            con.execute(f"delete from {TABLE} where _export_day = ?", [day.day])
+            per_file = {}
+            for shard in day.files:
+                per_file[shard.url] = _load_file(
+                    con,
+                    fs,
+                    shard,
+                    run_id,
+                    by_line=shard.url in by_line,
+                    probe=bool(by_line),
+                    added=day_added,
+                    log=log,
+                )
+            # A JSON file read whole with rows breaking a row rule is read again line by
+            # line, so each such row is quarantined as the line it was.
+            for shard in _breaking_rules(con, day):
+                con.execute(
+                    f"delete from {TABLE} where _export_day = ? and _source_file = ?",
+                    [day.day, shard.url],
+                )
+                per_file[shard.url] = _load_file(
+                    con, fs, shard, run_id, by_line=True, probe=False, added=day_added, log=log
+                )
+            stats = sum(per_file.values(), LoadStats())
+            moved = apply_row_rules(con, TABLE, SOURCE, run_id, where=f"_export_day = '{day.day}'")
+            stats = LoadStats(
+                stats.rows_read, stats.rows_loaded - moved, stats.rows_quarantined + moved
+            )
+            stats.check(f"GA4 shard {day.shard}")
+            con.execute(
+                "insert or replace into raw_ga4._shards values (?, ?, ?, ?, ?, ?, ?, ?, now())",
+                [
+                    day.day,
+                    day.shard,
+                    day.fingerprint,
+                    len(day.files),
+                    stats.rows_read,
+                    stats.rows_loaded,
+                    stats.rows_quarantined,
+                    run_id,
+                ],
+            )
+            con.execute("commit")
+        except _Recheck as exc:
+            con.execute("rollback")
+            by_line.add(exc.url)
+            if log:
+                log.info(f"{exc.reason}: checking {exc.url} line by line")
+            continue
+        except BaseException:
+            con.execute("rollback")
+            raise
+        if added is not None:
+            added += [a for a in day_added if a not in added]
+        return stats
 
 
-_INVALID = " or ".join(
-    ["event_timestamp is null", "event_name is null"]
-    + [f"({c} is not null and try_cast({c} as BIGINT) is null)" for c in _TOP_LEVEL_INTS]
-)
-_CASTS = ", ".join(
-    f"cast({quote_ident(c)} as {t})" if c in _TOP_LEVEL_INTS else quote_ident(c)
-    for c, t in GA4_SCHEMA.items()
-)
+def _breaking_rules(con, day: ExportDay) -> list[ShardFile]:
+    if not _RULES:
+        return []
+    urls = {
+        row[0]
+        for row in con.execute(
+            f"select distinct _source_file from {TABLE} where _export_day = ? and "
+            f"({_RULES.broken})",
+            [day.day],
+        ).fetchall()
+    }
+    return [f for f in day.files if f.url in urls and f.fmt == "json"]
 
 
-def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
-    """Append one file's events. A cheap first pass (a few columns) looks for bad rows; a
-    clean file (the usual case) is then inserted straight from the file, a file with bad rows
-    goes through the slow path that quarantines them."""
+def _load_file(con, fs, shard: ShardFile, run_id: str, *, by_line, probe, added, log) -> LoadStats:
+    """Append one file's events."""
     with _local(fs, shard) as path:
         try:
-            relation = _relation(con, path, shard)
-            rows, invalid = con.execute(
-                f"select count(*), count(*) filter (where {_INVALID}) from {relation}"
-            ).fetchall()[0]
-            if not invalid:
-                loaded = scalar(
-                    con,
-                    f"insert into {TABLE} select {_CASTS}, ?, ?, now() from {relation}",
-                    [shard.day, shard.url],
-                )
-                return LoadStats(rows, loaded, 0)
-            broken = _stage_file(con, path, shard, relation)
-        except duckdb.OutOfMemoryException:
-            raise  # the memory cap's fault, not the file's (warehouse.OutOfMemory)
+            if shard.fmt != "json":
+                return _load_columnar(con, path, shard, run_id, added)
+            if not by_line:
+                try:
+                    loaded = _insert_json(con, path, shard, probe=probe)
+                    return LoadStats(loaded, loaded, 0)
+                except _Recheck as exc:
+                    if exc.aborted:
+                        raise
+                    if log:
+                        log.info(f"{exc.reason}: checking {shard.url} line by line")
+            return _load_json_lines(con, path, shard, run_id, added, log)
+        except (_Recheck, SourceError, duckdb.OutOfMemoryException):
+            raise  # OutOfMemory: the memory cap's fault, not the file's (warehouse.OutOfMemory)
         except duckdb.Error as exc:
             raise SourceError(
                 SOURCE,
@@ -532,52 +947,13 @@ def _load_file(con, fs, shard: ShardFile, run_id: str) -> LoadStats:
                 "re-export the day or remove the file; every file of a day must be a valid "
                 "GA4 export in JSON, Parquet or Avro",
             ) from exc
-        except Exception as exc:  # fastavro's and pyarrow's errors for Avro
+        except Exception as exc:  # fastavro's and pyarrow's errors for Avro, gzip's for JSON
             raise SourceError(
                 SOURCE,
                 shard.url,
                 f"cannot read this {shard.fmt} file ({exc})",
                 "re-export the day or remove the file",
             ) from exc
-        quarantined = 0
-        if broken:
-            keys = "[" + ", ".join(_sql_str(c) for c in GA4_SCHEMA) + "]"
-            quarantined += quarantine(
-                con,
-                source=SOURCE,
-                table_name=TABLE,
-                rule="valid_json",
-                run_id=run_id,
-                reason_sql="case when json_valid(line) then 'no GA4 event field' "
-                "else 'malformed JSON' end || ' at line ' || line_no || ' of ' || ?",
-                rows_sql="select line_no, line from _ga4_lines where trim(line) <> '' and "
-                f"(not json_valid(line) or not list_has_any(json_keys(line), {keys}))",
-                params=[shard.url],
-            )
-    staged = scalar(con, "select count(*) from _ga4_file")
-    reasons = " || ".join(
-        f"case when {c} is not null and try_cast({c} as BIGINT) is null "
-        f"then '{c} is not an INT64: ' || {c} || '; ' else '' end"
-        for c in _TOP_LEVEL_INTS
-    )
-    quarantined += quarantine(
-        con,
-        source=SOURCE,
-        table_name=TABLE,
-        rule="ga4_event_parses",
-        run_id=run_id,
-        reason_sql=f"""rtrim(case when event_timestamp is null then 'event_timestamp missing; '
-            else '' end || case when event_name is null then 'event_name missing; ' else '' end
-            || {reasons}, '; ') || ' (' || ? || ')'""",
-        rows_sql=f"select * from _ga4_file where {_INVALID}",
-        params=[shard.url],
-    )
-    loaded = scalar(
-        con,
-        f"insert into {TABLE} select {_CASTS}, ?, ?, now() from _ga4_file where not ({_INVALID})",
-        [shard.day, shard.url],
-    )
-    return LoadStats(staged + broken, loaded, quarantined)
 
 
 def sync_export(
@@ -590,7 +966,7 @@ def sync_export(
     log=None,
 ) -> dict:
     """Load every new or changed export day; return a summary for asset metadata."""
-    ensure_tables(con)
+    added = ensure_tables(con)
     fs, days = list_export(uri)
     if not days:
         raise SourceError(
@@ -608,9 +984,9 @@ def sync_export(
     for day in days:
         if known.get(day.day) == day.fingerprint and day.day not in force_days:
             continue
-        stats = load_day(con, fs, day, run_id)
+        stats = load_day(con, fs, day, run_id, added=added, log=log)
         total += stats
-        loaded_days.append(day.shard)
+        loaded_days.append(day)
         for shard in day.files:
             formats[shard.fmt] = formats.get(shard.fmt, 0) + 1
         if log:
@@ -618,11 +994,22 @@ def sync_export(
                 f"{day.shard}: {len(day.files)} file(s), {stats.rows_loaded} events loaded, "
                 f"{stats.rows_quarantined} quarantined"
             )
+    events, without_device = 0, 0
+    if loaded_days:
+        events, without_device = con.execute(
+            f"select count(*), count(*) - count(user_pseudo_id) from {TABLE} "
+            "where _export_day in (select unnest(?::date[]))",
+            [[d.day for d in loaded_days]],
+        ).fetchall()[0]
     return {
         "stats": total,
         "days_in_export": len(days),
-        "days_loaded": loaded_days,
+        "days_loaded": [d.shard for d in loaded_days],
         "days_unchanged": len(days) - len(loaded_days),
         "files_by_format": formats,
         "newest_day": days[-1].shard,
+        "columns_added": added,
+        # consent mode: events GA4 exported without a device id (analytics storage denied)
+        "events_without_user_pseudo_id": without_device,
+        "user_pseudo_id_null_share": round(without_device / events, 4) if events else 0.0,
     }

@@ -1,6 +1,12 @@
 {#- Stored, and rebuilt per export day: a nightly build reads only the days loaded since it
     last ran, so the nested export is unpacked once per day instead of by every model. -#}
-{{ config(materialized='incremental', unique_key='export_day', incremental_strategy='delete+insert') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='export_day',
+        incremental_strategy='delete+insert'
+    )
+}}
 
 with
 

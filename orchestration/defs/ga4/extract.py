@@ -1,4 +1,4 @@
-"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (CONTRACT §2.1).
+"""Load GA4 / Firebase BigQuery export shards into `raw_ga4.events` (docs/sources.md).
 
 Design: an incremental sync by export day, not a Dagster-partitioned asset. Every run lists
 the export, fingerprints each day's files (name, size, modification time or generation) and
@@ -433,6 +433,8 @@ def _numbered(text: str, line_no: int) -> str:
 def _texts(path: str, numbers: set[int]) -> dict[int, str]:
     """Lines of the file by number, as written."""
     found = {}
+    if not numbers:
+        return found
     for line_no, raw in _lines(path):
         if line_no in numbers:
             found[line_no] = raw.decode("utf-8", "backslashreplace")
@@ -480,8 +482,7 @@ def _load_json_lines(con, path: str, shard: ShardFile, run_id: str, added: list[
         )
         loaded = 0
         if _verified(con, reader, good, good_lines, path, rejected):
-            con.execute(f"create or replace temp table _ga4_checked as select * from {reader}")
-            checked = f"(select *, '{shard.day}'::date as _export_day from _ga4_checked)"
+            checked = f"(select *, '{shard.day}'::date as _export_day from {reader})"
             keep = "true"
             if _RULES:
                 broke = con.execute(
@@ -497,7 +498,6 @@ def _load_json_lines(con, path: str, shard: ShardFile, run_id: str, added: list[
                 f"now() as _loaded_at from {checked} where {keep}",
                 [shard.url],
             )
-            con.execute("drop table _ga4_checked")
     if log and rewritten:
         log.warning(
             f"{shard.url}: {rewritten} string value(s) written as JSON numbers were loaded "

@@ -104,6 +104,96 @@ def _no_duplicates(pairs: list[tuple]) -> dict:
     return dict(pairs)
 
 
+# What the quick pass tells of a value: as it is, to be written anew, or wrong somewhere.
+_OK, _REWRITE, _WRONG = 0, 1, 2
+
+
+def _quick(kind: Kind, parts: tuple, new_fields: dict):
+    """A function telling _OK, _REWRITE or _WRONG of a (non-null) value of `kind`, without
+    building paths or copies: the detailed walk runs only for the few lines it flags."""
+    if kind.sql == "JSON":
+        return lambda value: _OK
+    if kind.is_struct:
+        fields = {name: _quick(child, (*parts, name), new_fields) for name, child in kind.fields}
+
+        def struct(value) -> int:
+            if type(value) is not dict:
+                return _WRONG
+            status = _OK
+            for name, child in value.items():
+                check = fields.get(name)
+                if check is None:
+                    new_fields.setdefault((*parts, name), None)
+                elif child is not None:
+                    found = check(child)
+                    if found > status:
+                        if found == _WRONG:
+                            return _WRONG
+                        status = found
+            return status
+
+        return struct
+    if kind.is_list:
+        element = _quick(kind.element, (*parts, None), new_fields)
+
+        def array(value) -> int:
+            if type(value) is not list:
+                return _WRONG
+            status = _OK
+            for item in value:
+                if item is not None:
+                    found = element(item)
+                    if found > status:
+                        if found == _WRONG:
+                            return _WRONG
+                        status = found
+            return status
+
+        return array
+    return _QUICK_SCALARS.get(
+        kind.sql, lambda value: _WRONG if type(value) in (dict, list) else _OK
+    )
+
+
+def _quick_text(value) -> int:
+    kind = type(value)
+    if kind is str:
+        return _OK
+    return _REWRITE if kind in (int, FloatText, bool) else _WRONG
+
+
+def _quick_int64(value) -> int:
+    kind = type(value)
+    if kind is str:
+        return _OK if _INTEGER_TEXT.fullmatch(value) and -(2**63) <= int(value) < 2**63 else _WRONG
+    if kind is int:
+        return _OK if -(2**63) <= value < 2**63 else _WRONG
+    return _WRONG  # a fraction or an exponent: the detailed walk decides
+
+
+def _quick_float64(value) -> int:
+    kind = type(value)
+    if kind is int or kind is FloatText:
+        return _OK
+    return _OK if kind is str and _FLOAT_TEXT.fullmatch(value) else _WRONG
+
+
+def _quick_bool(value) -> int:
+    kind = type(value)
+    if kind is bool:
+        return _OK
+    return _OK if kind is str and value.lower() in ("true", "false") else _WRONG
+
+
+_QUICK_SCALARS = {
+    "VARCHAR": _quick_text,
+    "BIGINT": _quick_int64,
+    "DOUBLE": _quick_float64,
+    "FLOAT": _quick_float64,
+    "BOOLEAN": _quick_bool,
+}
+
+
 class LineChecker:
     """Checks lines against the table's type tree; collects the fields the table lacks."""
 
@@ -111,6 +201,7 @@ class LineChecker:
         self.table = table
         self.reserved = reserved  # top-level names an export line may not use
         self.new_fields: dict[tuple, None] = {}  # schema paths, in the order first seen
+        self._quick = _quick(table, (), self.new_fields)
 
     def check(self, text: str, first_line: bool = False) -> Outcome:
         try:
@@ -121,6 +212,15 @@ class LineChecker:
             return Outcome("valid_json", f"not a JSON object but {_kind_of(event)}")
         if not any(name in GA4_SCHEMA for name in event):
             return Outcome("valid_json", "no GA4 event field")
+        status = self._quick(event)
+        if (
+            status == _OK
+            and event.get("event_timestamp") is not None
+            and event.get("event_name") is not None
+            and not (self.reserved & event.keys())
+            and not (first_line and text.startswith("\ufeff"))
+        ):
+            return Outcome()
         walk = _Walk()
         normalized = self._struct(event, self.table, (), "", walk)
         for name in REQUIRED:

@@ -4,14 +4,17 @@
 
 The GA4 input is the demo export replicated (new device ids and timestamps per copy) into one
 export day split into numbered files, written in BigQuery's JSON convention (INT64 as
-strings). Beside cdp's loader, DuckDB alone loads the same files into memory and into a
-table on disk: the ceiling of any loader built on it. The shop table is `orders` in a scratch
-Postgres database filled by `generate_series`. Results are printed as a Markdown table.
+strings), and once more with one value per file that does not cast, which sends each file
+through the line-by-line check. Beside cdp's loader, DuckDB alone loads the same files into
+memory and into a table on disk: the ceiling of any loader built on it. The shop table is
+`orders` in a scratch Postgres database filled by `generate_series`. Results are printed as a
+Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import tempfile
 import time
@@ -86,7 +89,20 @@ def time_ga4(root: Path, fmt: str) -> tuple[int, float]:
         started = time.perf_counter()
         result = sync_export(con, str(root / fmt), "bench")
         seconds = time.perf_counter() - started
-    return result["stats"].rows_loaded, seconds
+    return result["stats"].rows_read, seconds
+
+
+def spoil_one_line_per_file(root: Path) -> None:
+    """The NDJSON export again, with one value in the middle of each file that does not cast
+    (`event_params[0].value.int_value: "abc"`): each file is then checked line by line."""
+    for path in sorted((root / "json" / "events_20260101").iterdir()):
+        target = root / "json_bad" / "events_20260101" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = path.read_text().splitlines()
+        middle = json.loads(lines[len(lines) // 2])
+        middle["event_params"][0]["value"] = {"int_value": "abc"}
+        lines[len(lines) // 2] = json.dumps(middle)
+        target.write_text("\n".join(lines) + "\n")
 
 
 def time_duckdb_alone(root: Path, fmt: str) -> dict[str, float]:
@@ -168,7 +184,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cdp-bench-"))
     try:
         write_export(root, args.events)
+        spoil_one_line_per_file(root)
         print("| measurement | rows | seconds | rows/s |\n|---|---:|---:|---:|")
+        rows, seconds = time_ga4(root, "json_bad")
+        print(
+            f"| GA4 NDJSON, one bad value per file (checked line by line) → raw_ga4.events "
+            f"| {rows:,} | {seconds:.2f} | {rows / seconds:,.0f} |"
+        )
         for fmt in ("json", "parquet"):
             rows, seconds = time_ga4(root, fmt)
             label = "GA4 NDJSON" if fmt == "json" else "GA4 Parquet"

@@ -479,3 +479,59 @@ def test_cdp_run_publishes_a_day_with_consent_mode_new_fields_and_bad_values(tmp
             "select count(*) from identity.int_identity__observations "
             "where identifier_type = 'device' and identifier_value is null"
         ).fetchone()[0]
+
+
+def test_a_bad_file_among_good_ones_is_the_only_one_checked_line_by_line(tmp_path, monkeypatch):
+    day = tmp_path / "export" / SHARD
+    rows_ = events(DAY, 60, consent_share=0.4)
+    lines = ndjson_lines(rows_)
+    bad = json.loads(lines[25])
+    bad["items"] = [{"item_id": "SKU-1", "quantity": "many"}]
+    write_ndjson(day / "000000000000.json", lines[:20])
+    write_ndjson(day / "000000000001.json.gz", [*lines[20:40], json.dumps(bad)])
+    write_ndjson(day / "000000000002.json", lines[40:])
+    checked, probed = [], []
+    monkeypatch.setattr(
+        extract,
+        "_load_json_lines",
+        lambda *a, f=extract._load_json_lines: checked.append(a[2].relpath) or f(*a),
+    )
+    monkeypatch.setattr(
+        extract,
+        "_insert_json",
+        lambda *a, f=extract._insert_json, **k: (
+            probed.append((a[2].relpath, k["probe"])) or f(*a, **k)
+        ),
+    )
+    with connect(tmp_path / "w.duckdb") as con:
+        stats = sync_export(con, str(tmp_path / "export"), "run-3")["stats"]
+        assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (61, 60, 1)
+        assert con.execute("select count(*) from raw_ga4.events").fetchone()[0] == 60
+    assert checked == [f"{SHARD}/000000000001.json.gz"]
+    # the day started again once: the files after it are tried on a connection of their own
+    assert probed == [
+        (f"{SHARD}/000000000000.json", False),
+        (f"{SHARD}/000000000001.json.gz", False),
+        (f"{SHARD}/000000000000.json", True),
+        (f"{SHARD}/000000000002.json", True),
+    ]
+
+
+def test_zstd_compressed_ndjson_reads_both_ways(tmp_path):
+    import cramjam
+
+    lines = ndjson_lines(events(DAY, 10))
+    day = tmp_path / "export" / SHARD
+    day.mkdir(parents=True)
+    (day / "000000000000.json.zst").write_bytes(
+        bytes(cramjam.zstd.compress(("\n".join(lines) + "\n").encode()))
+    )
+    broken = [*lines[:5], lines[5][:40], *lines[6:]]
+    (day / "000000000001.json.zst").write_bytes(
+        bytes(cramjam.zstd.compress(("\n".join(broken) + "\n").encode()))
+    )
+    with connect(tmp_path / "w.duckdb") as con:
+        stats = sync_export(con, str(tmp_path / "export"), "run-zst")["stats"]
+        assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (20, 19, 1)
+        ((record,),) = con.execute("select record from quarantine.rejected_rows").fetchall()
+    assert record == lines[5][:40]

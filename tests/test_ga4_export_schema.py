@@ -535,3 +535,39 @@ def test_zstd_compressed_ndjson_reads_both_ways(tmp_path):
         assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (20, 19, 1)
         ((record,),) = con.execute("select record from quarantine.rejected_rows").fetchall()
     assert record == lines[5][:40]
+
+
+def test_fields_a_parquet_file_added_are_read_from_ndjson_with_their_types(tmp_path):
+    first = events(DAY, 4)
+    for n, row in enumerate(first):
+        row["labels"] = [("tier", "gold"), ("n", str(n))]
+        row["engagement_score"] = n
+    schema = arrow_schema().append(pa.field("labels", pa.map_(pa.string(), pa.string())))
+    schema = schema.append(pa.field("engagement_score", pa.int32()))
+    write_parquet(tmp_path / "export" / SHARD / "000000000000.parquet", first, schema)
+    later = events(DAY, 8)[4:]
+    later[0]["labels"] = {"tier": "silver"}
+    later[1]["engagement_score"] = 7
+    later[2]["engagement_score"] = "lots"  # not an INTEGER: this line alone is quarantined
+    write_ndjson(tmp_path / "export" / SHARD / "000000000001.json", later)
+    with connect(tmp_path / "w.duckdb") as con:
+        result = sync_export(con, str(tmp_path / "export"), "run-map")
+        assert sorted(result["columns_added"]) == [
+            "engagement_score INTEGER",
+            "labels MAP(VARCHAR, VARCHAR)",
+        ]
+        stats = result["stats"]
+        assert (stats.rows_read, stats.rows_loaded, stats.rows_quarantined) == (8, 7, 1)
+        assert con.execute(
+            "select labels['tier'], engagement_score from raw_ga4.events "
+            "where labels is not null or engagement_score is not null order by event_timestamp"
+        ).fetchall() == [
+            ("gold", 0),
+            ("gold", 1),
+            ("gold", 2),
+            ("gold", 3),
+            ("silver", None),
+            (None, 7),
+        ]
+        (reason,) = con.execute("select reason from quarantine.rejected_rows").fetchone()
+        assert reason.startswith('engagement_score is not an INTEGER: "lots" at line 3 of')

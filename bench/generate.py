@@ -152,8 +152,8 @@ def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
             create or replace table day_events as
             with e as (select i, hash(i * 31 + {day}) % {devices} as n from range({per_day}) t(i))
             select '{date}' as event_date,
-                   epoch_us(timestamptz '{FIRST_DAY} 00:00:00+00' + interval {day} day)
-                       + (hash(i + {day}) % 86400000000) as event_timestamp,
+                   (epoch_us(timestamptz '{FIRST_DAY} 00:00:00+00' + interval {day} day)
+                       + (hash(i + {day}) % 86400000000))::bigint as event_timestamp,
                    ['page_view','page_view','page_view','session_start','view_item',
                     'add_to_cart','login','purchase'][1 + (hash(i * 7 + {day}) % 8)::int]
                        as event_name,

@@ -571,3 +571,18 @@ def test_fields_a_parquet_file_added_are_read_from_ndjson_with_their_types(tmp_p
         ]
         (reason,) = con.execute("select reason from quarantine.rejected_rows").fetchone()
         assert reason.startswith('engagement_score is not an INTEGER: "lots" at line 3 of')
+
+
+def test_a_file_adding_hundreds_of_fields_is_refused_not_loaded(tmp_path):
+    row = events(DAY, 1)[0]
+    row.update({f"user_property_{n}": n for n in range(250)})  # a key per value, not GA4
+    write_ndjson(tmp_path / "export" / SHARD / "000000000000.json", [row])
+    with (
+        pytest.raises(SourceError, match=r"250 fields no GA4 export had before \(user_property_0"),
+        connect(tmp_path / "w.duckdb") as con,
+    ):
+        sync_export(con, str(tmp_path / "export"), "run-wide")
+    with connect(tmp_path / "w.duckdb") as con:
+        assert "user_property_0" not in {
+            r[0] for r in con.execute("describe raw_ga4.events").fetchall()
+        }

@@ -239,6 +239,23 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [f"{path_text(parts)} {kind.sql}" for parts, kind in missing]
 
 
+# Google adds a few fields a year; a file bringing more than this many at once is not a GA4
+# export (say, a key per user property), and the table is not grown by it.
+MAX_NEW_FIELDS = 200
+
+
+def _few_enough(new: list[tuple[tuple, Kind]], shard: ShardFile) -> None:
+    if len(new) > MAX_NEW_FIELDS:
+        names = ", ".join(path_text(parts) for parts, _ in new[:5])
+        raise SourceError(
+            SOURCE,
+            shard.url,
+            f"{len(new)} fields no GA4 export had before ({names}, …); more than the "
+            f"{MAX_NEW_FIELDS} a file may add to {TABLE}",
+            "check that the file is a GA4 BigQuery export, or remove it from the export",
+        )
+
+
 class _Recheck(Exception):
     """A JSON file the strict read refused: it is loaded line by line instead. `aborted`: the
     refusal came from a statement of the day's transaction, which must then start again."""
@@ -473,6 +490,7 @@ def _load_json_lines(con, path: str, shard: ShardFile, run_id: str, added: list[
                 rewritten += outcome.numbers_as_text
         new = [(parts, Kind("JSON")) for parts in checker.new_fields]
         if new:
+            _few_enough(new, shard)
             add_fields(con, TABLE, new)
             added += [f"{path_text(parts)} JSON" for parts, _ in new]
         columns = json_columns(table_kind(con))[:-1] + f", '{_LINE_KEY}': 'BIGINT'}}"
@@ -616,6 +634,7 @@ def _load_relation(con, source: str, shard: ShardFile, run_id: str, added: list[
         )
     new = missing_fields(table, kind)
     if new:
+        _few_enough(new, shard)
         add_fields(con, TABLE, new)
         added += [f"{path_text(parts)} {k.sql}" for parts, k in new]
         table = table_kind(con)

@@ -586,3 +586,17 @@ def test_a_file_adding_hundreds_of_fields_is_refused_not_loaded(tmp_path):
         assert "user_property_0" not in {
             r[0] for r in con.execute("describe raw_ga4.events").fetchall()
         }
+
+
+def test_without_duckdb_refusing_unknown_keys_every_json_file_is_checked_by_line(
+    tmp_path, monkeypatch
+):
+    rows_ = events(DAY, 10)
+    rows_[7]["consent_signals"] = {"ad_user_data": "granted"}
+    write_ndjson(tmp_path / "export" / SHARD / "000000000000.json", rows_)
+    assert extract._duckdb_refuses_unknown_keys()  # this DuckDB does refuse them
+    monkeypatch.setattr(extract, "_duckdb_refuses_unknown_keys", lambda: False)
+    with connect(tmp_path / "w.duckdb") as con:
+        result = sync_export(con, str(tmp_path / "export"), "run-old-duckdb")
+        assert result["stats"].rows_loaded == 10
+        assert result["columns_added"] == ["consent_signals JSON"]

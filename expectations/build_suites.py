@@ -14,7 +14,10 @@ from pathlib import Path
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
+from orchestration.accepted import accepted_values
+
 ROOT = Path(__file__).resolve().parent
+VALUES = accepted_values()  # defined once, in dbt_project/dbt_project.yml
 EMAIL = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
 PHONE = r"^[\s+0-9().\-/]{6,}$"
 
@@ -63,11 +66,9 @@ SUITES: dict[str, list] = {
         *unique_key("order_id"),
         gxe.ExpectColumnValuesToBeInSet(
             column="status",
-            value_set=["placed", "paid", "shipped", "delivered", "cancelled", "refunded"],
+            value_set=VALUES["order_status"],
         ),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="channel", value_set=["web", "app", "store", "phone"]
-        ),
+        gxe.ExpectColumnValuesToBeInSet(column="channel", value_set=VALUES["order_channel"]),
         gxe.ExpectColumnValuesToBeBetween(column="total_amount", min_value=0),
         gxe.ExpectColumnValuesToNotBeNull(column="ordered_at"),
         gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL, mostly=0.9),
@@ -82,26 +83,24 @@ SUITES: dict[str, list] = {
     "raw_shop.email_events": [
         *present("event_id", "email", "event_type", "occurred_at"),
         *unique_key("event_id"),
-        gxe.ExpectColumnValuesToBeInSet(
-            column="event_type", value_set=["sent", "open", "click", "unsubscribe", "bounce"]
-        ),
+        gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=VALUES["email_event_type"]),
         gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL, mostly=0.95),
     ],
     "raw_ga4.events": [
         *present("event_date", "event_timestamp", "event_name", "user_pseudo_id", "platform"),
         gxe.ExpectColumnValuesToNotBeNull(column="event_timestamp"),
         gxe.ExpectColumnValuesToNotBeNull(column="event_name"),
-        gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=["WEB", "IOS", "ANDROID"]),
+        gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=VALUES["ga4_platform"]),
         gxe.ExpectColumnValuesToMatchRegex(column="event_date", regex=r"^\d{8}$"),
     ],
     "raw_sheets.survey_responses": [
         *present("submitted_at", "email", "phone", "interests", "preferred_channel", "buys_for"),
         gxe.ExpectColumnValuesToMatchRegex(column="email", regex=EMAIL, mostly=0.9),
         gxe.ExpectColumnValuesToBeInSet(
-            column="preferred_channel", value_set=["email", "sms", "push", "phone"], mostly=0.95
+            column="preferred_channel", value_set=VALUES["preferred_channel"], mostly=0.95
         ),
         gxe.ExpectColumnValuesToBeInSet(
-            column="buys_for", value_set=["self", "gift", "business"], mostly=0.95
+            column="buys_for", value_set=VALUES["buys_for"], mostly=0.95
         ),
     ],
     "raw_sheets.b2b_accounts": [
@@ -113,7 +112,7 @@ SUITES: dict[str, list] = {
         *present("requested_at", "email", "phone", "request_type"),
         gxe.ExpectColumnValuesToNotBeNull(column="request_type"),
         gxe.ExpectColumnValuesToBeInSet(
-            column="request_type", value_set=["erasure", "marketing_opt_out", "access"]
+            column="request_type", value_set=VALUES["privacy_request_type"]
         ),
     ],
 }

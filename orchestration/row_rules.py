@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from orchestration.accepted import with_accepted_values
 from orchestration.settings import REPO_ROOT
 from orchestration.warehouse import scalar
 
@@ -17,7 +18,11 @@ RULES_PATH = REPO_ROOT / "expectations" / "row_rules.yml"
 
 @functools.cache
 def load_rules(path: Path = RULES_PATH) -> dict[str, dict[str, str]]:
-    return yaml.safe_load(path.read_text()) or {}
+    tables = yaml.safe_load(path.read_text()) or {}
+    return {
+        table: {name: with_accepted_values(condition) for name, condition in rules.items()}
+        for table, rules in tables.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,25 @@ def test_data_docs_add_each_run_without_rendering_history_again(tmp_path):
         assert first_page.stat().st_mtime_ns == rendered  # the older page was left alone
         index = (docs / "index.html").read_text()
         assert "run-a" in index and "run-b" in index
+
+
+def test_accepted_values_are_defined_once_and_the_committed_suites_use_them():
+    import json
+
+    from orchestration.accepted import accepted_values
+    from orchestration.row_rules import load_rules
+    from orchestration.settings import REPO_ROOT
+
+    lists = {key: sorted(values) for key, values in accepted_values().items()}
+    used = set()
+    for path in (REPO_ROOT / "expectations" / "gx" / "expectations").rglob("*.json"):
+        for expectation in json.loads(path.read_text())["expectations"]:
+            value_set = expectation["kwargs"].get("value_set")
+            if value_set is None:
+                continue
+            match = [key for key, values in lists.items() if values == sorted(value_set)]
+            assert match, f"{path.name}: {value_set} is not a list of accepted_values"
+            used.update(match)
+    assert used == set(lists), "run: python expectations/build_suites.py"
+    status = load_rules()["raw_shop.orders"]["valid_status"]
+    assert all(f"'{value}'" in status for value in lists["order_status"])

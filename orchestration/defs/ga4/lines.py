@@ -211,6 +211,8 @@ class LineChecker:
     def check(self, text: str, first_line: bool = False) -> Outcome:
         try:
             event = _DECODER.decode(text.removeprefix("\ufeff") if first_line else text)
+        except json.JSONDecodeError as exc:
+            return Outcome("valid_json", f"malformed JSON ({exc.msg} at column {exc.colno})")
         except ValueError as exc:
             return Outcome("valid_json", f"malformed JSON ({exc})")
         if not isinstance(event, dict):

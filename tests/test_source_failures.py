@@ -5,11 +5,14 @@ source deadline."""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import threading
 import time
 
 import dagster as dg
+import fsspec
+import fsspec.implementations.local
 import pytest
 import sqlalchemy as sa
 
@@ -270,3 +273,34 @@ def test_cdp_run_names_the_source_and_fix_without_a_traceback(tmp_path):
     assert "ValueError" in failure.dagster_event.step_failure_data.error.to_string()
     assert failure.timestamp - entries["STEP_START"].timestamp < 15
     assert "STEP_UP_FOR_RETRY" not in entries
+
+
+class StallingDownloads(fsspec.implementations.local.LocalFileSystem):
+    """An object store that lists its files at once but never finishes a download."""
+
+    protocol = ("stallfs",)
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(str(path).removeprefix("stallfs://"))
+
+    def get(self, *args, **kwargs):
+        time.sleep(60)
+
+
+def test_a_ga4_download_that_stalls_ends_at_the_deadline(tmp_path, monkeypatch):
+    from orchestration.defs.ga4.extract import sync_export
+
+    from .conftest import SEEDS
+
+    fsspec.register_implementation("stallfs", StallingDownloads, clobber=True)
+    export = tmp_path / "export"
+    shutil.copytree(SEEDS / "ga4" / "events_20261001", export / "events_20261001")
+    monkeypatch.setenv("CDP_SOURCE_TIMEOUT_SECONDS", "2")
+    started = time.monotonic()
+    with (
+        connect(tmp_path / "w.duckdb") as con,
+        pytest.raises(SourceError, match=r"\[ga4\] stallfs://.*no complete answer within 2s"),
+    ):
+        sync_export(con, f"stallfs://{export}", "run-1")
+    assert time.monotonic() - started < 10

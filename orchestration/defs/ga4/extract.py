@@ -208,7 +208,12 @@ def _local(fs: fsspec.AbstractFileSystem, shard: ShardFile) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="cdp-ga4-") as tmp:
         target = str(Path(tmp) / Path(shard.relpath).name)
-        fs.get(shard.url, target)
+        deadline = Deadline()  # a download that stalls must not hold the night
+        within_deadline(
+            lambda: fs.get(shard.url, target),
+            deadline,
+            deadline.exceeded(SOURCE, shard.url, "check the export's storage and the network"),
+        )
         yield target
 
 

@@ -142,7 +142,14 @@ def requests_run(tmp_path_factory):
     )
     second = run_cdp(data_dir, **env)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    values = [v for values in erased.values() for v in values]
+    after_erasure = files_holding(data_dir, values)
+    # the next night reads the requests from the sheet again, and deletes them again
+    third = run_cdp(data_dir, **env)
+    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
     return {
+        "after_erasure": after_erasure,
+        "after_next_night": files_holding(data_dir, values),
         "data_dir": data_dir,
         "c": c,
         "erased": erased,
@@ -183,11 +190,12 @@ def test_after_the_erasure_no_file_under_the_data_dir_holds_any_of_their_identif
     data_dir = requests_run["data_dir"]
     values = [v for values in requests_run["erased"].values() for v in values]
     assert len(values) >= 6
-    assert files_holding(data_dir, values) == []
+    assert requests_run["after_erasure"] == []
+    assert requests_run["after_next_night"] == []
     assert not list((data_dir / "privacy" / "exports").glob("*.json"))
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         persons = con.execute(
             "select rows_deleted from privacy.erasure_log where table_name = 'persons' "
-            "order by erased_at desc limit 1"
+            "and rows_deleted > 0 order by erased_at desc limit 1"
         ).fetchone()[0]
     assert persons == 3

@@ -219,12 +219,25 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
         """
     )
     persons = scalar(con, "select count(*) from _erased_keys")
+    requarantined = _requarantined(con, salt, default_region)
     if persons == 0:  # nobody to remove; the requests themselves still go (hashes stay)
-        con.execute(
-            "delete from raw_sheets.privacy_requests where lower(trim(request_type)) = 'erasure'"
-        )
-        con.execute(f"delete from {requests} where request_type = 'erasure'")
-        return Erased({"persons": 0}, [])
+        deleted = {
+            "persons": 0,
+            "quarantine.rejected_rows": requarantined,
+            "raw_sheets.privacy_requests": scalar(
+                con,
+                "delete from raw_sheets.privacy_requests "
+                "where lower(trim(request_type)) = 'erasure'",
+            ),
+            requests: scalar(con, f"delete from {requests} where request_type = 'erasure'"),
+        }
+        if any(deleted.values()):  # read again from the sources: logged, so the
+            # publication rewrites the file these rows' bytes were written to
+            con.executemany(
+                "insert into privacy.erasure_log values (?, ?, ?, now())",
+                [[run_id, table, rows] for table, rows in deleted.items()],
+            )
+        return Erased(deleted, [])
     identifiers = _searchable_identifiers(con)
     con.execute(
         f"""
@@ -244,6 +257,7 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
         else "create or replace temp table _erased_surveys (survey_row integer)"
     )
     deleted: dict[str, int] = {"persons": persons}
+    quarantined_before = requarantined
     con.execute("begin transaction")
     try:
         for table, rule in ROW_RULES.items():
@@ -251,6 +265,7 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
                 continue
             condition = _with_regions(rule, default_region)
             deleted[table] = scalar(con, f"delete from {table} where {condition}")
+        deleted["quarantine.rejected_rows"] += quarantined_before
         for table in KEYED_TABLES:
             deleted[table] = scalar(
                 con,
@@ -273,6 +288,37 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
         con.execute("rollback")
         raise
     return Erased(deleted, identifiers)
+
+
+def _requarantined(con: duckdb.DuckDBPyConnection, salt: str, default_region: str) -> int:
+    """Delete quarantined records of persons erased in earlier runs. A source read whole (a
+    sheet) brings their rows back every night; those that fail a rule never reach identity,
+    so they are found by the salted hashes of the emails, phones and device ids in their
+    text."""
+    return scalar(
+        con,
+        f"""
+        delete from quarantine.rejected_rows as q where exists (
+            select 1
+            from (
+                select 'email' as kind, found as value from unnest(regexp_extract_all(
+                    lower(q.record), '[a-z0-9._%+-]+@[a-z0-9.-]+[.][a-z]{{2,}}')) as u(found)
+                union all
+                select 'phone', cdp_phone_e164(found, '{default_region}')
+                from unnest(regexp_extract_all(
+                    q.record, '[+]?[0-9][0-9 ().-]{{5,}}[0-9]')) as u(found)
+                union all
+                select 'device', found
+                from unnest(regexp_extract_all(q.record, '[0-9]+[.][0-9]+')) as u(found)
+            ) as candidates
+            join privacy.erased_identifiers as erased
+              on erased.identifier_type = candidates.kind
+             and erased.identifier_hash
+                 = sha256(? || ':' || candidates.kind || ':' || candidates.value)
+        )
+        """,
+        [salt],
+    )
 
 
 @dataclass

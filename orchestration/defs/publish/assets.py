@@ -105,15 +105,16 @@ def published_marts(
 
 
 def compact_after_erasure(warehouse_path: Path) -> bool:
-    """Rewrite the warehouse file when persons were erased since it was last rewritten, now
+    """Rewrite the warehouse file when erasure deleted rows since it was last rewritten, now
     that the marts were rebuilt without them: until then the bytes of deleted rows, and of
-    the replaced marts, stay readable in the file's free blocks."""
+    the replaced marts, stay readable in the file's free blocks. Erasure requests still in
+    the sheet are read again each night and deleted again, so each such night rewrites it."""
     with connect_warehouse(warehouse_path) as con:
         con.execute(COMPACTIONS_DDL)
         pending = scalar(
             con,
-            "select count(*) from privacy.erasure_log where table_name = 'persons' "
-            "and rows_deleted > 0 and erased_at > coalesce("
+            "select count(*) from privacy.erasure_log where rows_deleted > 0 "
+            "and erased_at > coalesce("
             "(select max(compacted_at) from privacy.compactions), '-infinity'::timestamptz)",
         )
     if not pending:

@@ -225,13 +225,11 @@ def test_nothing_in_the_repository_points_outside_it():
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
-    outside = re.compile(r"\.\./shared|CONTRACT §")
+    outside = re.compile(r"\.\./" + "shared|" + "CONTRACT" + " §")  # spelled apart: found nowhere
     offenders = [
         name
         for name in tracked
-        if (REPO / name).is_file()
-        and name != "tests/test_readme.py"
-        and outside.search((REPO / name).read_text(errors="ignore"))
+        if (REPO / name).is_file() and outside.search((REPO / name).read_text(errors="ignore"))
     ]
     assert offenders == []
     for link in re.findall(r"\]\(([^)#]+)", README):  # every relative link resolves

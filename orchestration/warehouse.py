@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,6 +143,19 @@ class LoadStats:
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
         }
+
+
+def replace_durably(new: Path, target: Path) -> None:
+    """Flush `new` to disk and rename it over `target`, so a reader or a crash sees the old
+    file or the new one, whole."""
+    with open(new, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(new, target)
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def quote_ident(name: str) -> str:

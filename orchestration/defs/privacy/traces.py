@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from orchestration.defs.privacy.access import exports_dir
+from orchestration.warehouse import replace_durably
 
 ERASED = "[erased]"
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -132,11 +133,4 @@ def compact_warehouse(path: Path, register_functions=None) -> None:
         con.execute(f"attach '{fresh}' as compact")
         con.execute(f'copy from database "{name}" to compact')
         con.execute("detach compact")
-    with open(fresh, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(fresh, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    replace_durably(fresh, path)

@@ -4,7 +4,6 @@ Readers only ever open `marts.duckdb` read-only, so they see the previous public
 new one in full, never a mix, and never block the nightly writer.
 """
 
-import os
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from orchestration.defs.identity.normalize import register as register_phone_fun
 from orchestration.defs.privacy.traces import compact_warehouse
 from orchestration.resources import WarehouseResource
 from orchestration.warehouse import connect as connect_warehouse
-from orchestration.warehouse import scalar
+from orchestration.warehouse import replace_durably, scalar
 
 COMPACTIONS_DDL = (
     PRIVACY_DDL
@@ -39,14 +38,7 @@ def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
             counts[name] = con.execute(f"select count(*) from main.{name}").fetchall()[0][0]
         con.execute("detach warehouse")
         con.execute("checkpoint")
-    with open(staging, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(staging, marts_path)
-    directory = os.open(marts_path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    replace_durably(staging, marts_path)
     return counts
 
 

@@ -125,6 +125,13 @@ ROW_RULES: dict[str, str] = {
             _is("order_id", "transaction_id"),
         ]
     ),
+    "staging.stg_ga4__items": " or ".join(
+        [
+            _is("device", "device_id"),
+            _is("customer_id", "user_id"),
+            _is("order_id", "transaction_id"),
+        ]
+    ),
     "staging.stg_shop__customers": _is("customer_id", "customer_id::varchar"),
     "staging.stg_shop__orders": _is("order_id", "order_id::varchar"),
     "staging.stg_shop__order_items": _is("order_id", "order_id::varchar"),

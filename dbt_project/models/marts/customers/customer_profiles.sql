@@ -86,6 +86,16 @@ email as (
 
 ),
 
+inferred as (
+
+    -- the strongest categories by behaviour (var `interests.top`; ties by category name)
+    select customer_key, list(category order by category_rank) as interests_inferred
+    from {{ ref('int_customers__category_affinity') }}
+    where category_rank <= {{ var('interests')['top'] }}
+    group by customer_key
+
+),
+
 joined as (
 
     select
@@ -115,6 +125,7 @@ joined as (
             ))),
             []
         ) as interests,
+        coalesce(inferred.interests_inferred, []) as interests_inferred,
         attributes.personal_values,
         attributes.lifestyle,
         attributes.preferred_channel,
@@ -153,6 +164,7 @@ joined as (
     left join purchases using (customer_key)
     left join web using (customer_key)
     left join email using (customer_key)
+    left join inferred using (customer_key)
 
 )
 

@@ -115,6 +115,12 @@ SUITES: dict[str, list] = {
             column="request_type", value_set=VALUES["privacy_request_type"]
         ),
     ],
+    "raw_sheets.fx_rates": [
+        *present("rate_date", "currency", "rate"),
+        *unique_key("rate_date", "currency"),
+        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^\s*[A-Za-z]{3}\s*$"),
+        gxe.ExpectColumnValuesToMatchRegex(column="rate", regex=r"^\s*\d*[.,]?\d+\s*$"),
+    ],
 }
 
 CONFIG = """\

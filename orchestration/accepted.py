@@ -14,9 +14,13 @@ from orchestration.settings import DBT_PROJECT_DIR
 
 
 @functools.cache
+def dbt_vars() -> dict:
+    """The business thresholds of `dbt_project.yml`, for the Python checks that state them."""
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+
+
 def accepted_values() -> dict[str, list[str]]:
-    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
-    return project["vars"]["accepted_values"]
+    return dbt_vars()["accepted_values"]
 
 
 def with_accepted_values(condition: str) -> str:

@@ -27,6 +27,7 @@ class Settings:
     sheets_uri: str
     sheets_api_url: str
     default_phone_region: str
+    reporting_currency: str  # ISO 4217 code of every amount in the marts
     as_of: dt.date | None  # None: the run's own date
     source_timeout_seconds: float  # one call to a source, retries and waits included
     duckdb_memory_limit: str
@@ -45,10 +46,11 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """What dbt reads with `env_var`, resolved here: the data dir made absolute, the
-        demo's "today", the phone region, the memory cap."""
+        demo's "today", the phone region, the reporting currency, the memory cap."""
         env = {
             "CDP_DATA_DIR": str(self.data_dir),
             "CDP_DEFAULT_PHONE_REGION": self.default_phone_region,
+            "CDP_REPORTING_CURRENCY": self.reporting_currency,
             "CDP_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
         }
         if self.as_of:
@@ -83,6 +85,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         sheets_uri=env.get("CDP_SHEETS_URI") or str(SEEDS_DIR / "sheets"),
         sheets_api_url=env.get("CDP_SHEETS_API_URL") or "https://sheets.googleapis.com",
         default_phone_region=env.get("CDP_DEFAULT_PHONE_REGION") or "US",
+        reporting_currency=_currency_code(env, "CDP_REPORTING_CURRENCY", "USD"),
         as_of=(
             dt.date.fromisoformat(as_of)
             if as_of
@@ -98,6 +101,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
         timezone=env.get("CDP_TIMEZONE") or "UTC",
     )
+
+
+def _currency_code(env, name: str, default: str) -> str:
+    value = (env.get(name) or default).strip().upper()
+    if len(value) != 3 or not value.isalpha():
+        raise ValueError(f"{name}={env.get(name)!r}: expected an ISO 4217 code such as USD")
+    return value
 
 
 def _positive_seconds(env, name: str, default: float) -> float:

@@ -2,7 +2,7 @@
 
 Writes, in the source formats of docs/sources.md, the data of about 2,000 invented persons:
 GA4 BigQuery export shards (NDJSON, gzipped NDJSON, Parquet, Avro), the shop tables as CSV
-(the pipeline loads them into SQLite; tests load them into Postgres), the three Sheets tabs
+(the pipeline loads them into SQLite; tests load them into Postgres), the four Sheets tabs
 as CSV, and `ground_truth.csv`: the person behind every identifier. The pipeline never reads
 the ground truth; tests score identity stitching against it.
 
@@ -939,6 +939,29 @@ def make_sheets(persons: list[Person]) -> tuple[list, list, list]:
     return surveys, b2b, privacy
 
 
+def make_fx_rates() -> list[dict]:
+    """Weekday reference rates (no weekend rows, as central banks publish them) for the
+    shop's currencies in US dollars, a small random walk around a realistic level. A
+    separate random stream, so the other sources stay as they were."""
+    walk = random.Random(SEED + 1)
+    levels = {"EUR": 1.08, "GBP": 1.27, "CAD": 0.73}
+    rows = []
+    day = (HISTORY_START - dt.timedelta(days=7)).date()
+    while day < NOW.date():
+        if day.weekday() < 5:
+            for currency in levels:
+                levels[currency] *= 1 + walk.gauss(0, 0.004)
+                rows.append(
+                    {
+                        "rate_date": day.isoformat(),
+                        "currency": currency,
+                        "rate": f"{levels[currency]:.4f}",
+                    }
+                )
+        day += dt.timedelta(days=1)
+    return rows
+
+
 # ------------------------------------------------------------------------------------ output
 
 
@@ -1013,6 +1036,7 @@ def main() -> None:
     write_csv(OUT / "sheets" / "survey_responses.csv", surveys, trim_trailing=True)
     write_csv(OUT / "sheets" / "b2b_accounts.csv", b2b, trim_trailing=True)
     write_csv(OUT / "sheets" / "privacy_requests.csv", privacy, trim_trailing=True)
+    write_csv(OUT / "sheets" / "fx_rates.csv", make_fx_rates(), trim_trailing=True)
     write_csv(OUT / "ground_truth.csv", ground_truth(persons, orders))
     print(
         f"persons={len(persons)} customers={len(customers)} orders={len(orders)} "

@@ -18,7 +18,8 @@ CONTRACT_COLUMNS = {
     "company_name industry buyer_group first_seen_at last_seen_at sessions page_views orders "
     "revenue avg_order_value first_order_at last_order_at favorite_category preferred_device "
     "acquisition_source acquisition_medium emails_opened emails_clicked marketing_consent "
-    "identifiers",
+    "identifiers currency emails_sent emails_bounced gift_orders online_orders offline_orders "
+    "company_size",
     "customer_segments": "customer_key recency_score frequency_score monetary_score rfm_segment "
     "lifecycle_stage value_tier engagement_segment top_category",
     "segment_personas": "segment_type segment customers share avg_age dominant_gender "
@@ -28,6 +29,25 @@ CONTRACT_COLUMNS = {
     "customer_recommendations": "customer_key rank sku category score reason",
 }
 VALID = {"paid", "shipped", "delivered"}
+
+
+def in_usd(orders: pd.DataFrame) -> pd.Series:
+    """Order totals in US dollars by hand: the fx_rates row of the order's UTC day, else the
+    latest one before it, at most 7 days old."""
+    rates = pd.read_csv(SEEDS / "sheets" / "fx_rates.csv", parse_dates=["rate_date"])
+
+    def convert(order) -> float:
+        if order.currency == "USD":
+            return float(order.total_amount)
+        day = pd.Timestamp(order.ordered_at).tz_convert("UTC").tz_localize(None).normalize()
+        usable = rates[
+            (rates.currency == order.currency)
+            & (rates.rate_date <= day)
+            & (rates.rate_date >= day - pd.Timedelta(days=7))
+        ]
+        return round(float(order.total_amount) * usable.sort_values("rate_date").rate.iloc[-1], 2)
+
+    return orders.apply(convert, axis=1)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +166,11 @@ def test_hand_worked_persons(marts, seeds, person_id):
         .iloc[0]
     )
     assert profile.orders == len(valid)
-    assert float(profile.revenue) == pytest.approx(valid.total_amount.astype(float).sum())
+    assert profile.currency == "USD"
+    assert float(profile.revenue) == pytest.approx(in_usd(valid).sum() if len(valid) else 0)
+    assert profile.gift_orders == (valid.is_gift == "true").sum()
+    assert profile.online_orders == valid.channel.isin(["web", "app"]).sum()
+    assert profile.offline_orders == valid.channel.isin(["store", "phone"]).sum()
     assert profile.customer_type == ("B2B" if b2b else "B2C")
     assert profile.buyer_group == ("indirect" if gift else "primary")
 
@@ -180,14 +204,21 @@ def test_hand_worked_persons(marts, seeds, person_id):
         assert segments.rfm_segment == expected.iloc[0]
 
 
-def test_rfm_quintiles_among_buyers(marts):
-    rows = marts.execute(
-        "select recency_score, count(*) from customer_segments s join customer_profiles p "
-        "using (customer_key) where p.orders > 0 group by 1 order by 1"
-    ).fetchall()
-    counts = [n for _, n in rows]
-    assert [score for score, _ in rows] == [1, 2, 3, 4, 5]
-    assert max(counts) - min(counts) <= 1  # quintiles: equal sizes up to one
+def test_rfm_scores_keep_ties_together(marts):
+    """Each score is 1 + the whole fifths of buyers with a strictly lower value: equal order
+    counts and equal revenue score alike, and the lowest value scores 1."""
+    buyers = marts.execute(
+        "select p.orders, p.revenue, s.frequency_score, s.monetary_score "
+        "from customer_segments s join customer_profiles p using (customer_key) "
+        "where p.orders > 0"
+    ).fetch_df()
+    for value, score in (("orders", "frequency_score"), ("revenue", "monetary_score")):
+        below = buyers[value].apply(lambda v, column=buyers[value]: (column < v).sum())
+        expected = (1 + (5 * below // len(buyers))).clip(upper=5)
+        assert (buyers[score] == expected).all(), value
+        assert buyers.groupby(value)[score].nunique().max() == 1
+    one_order = buyers[buyers.orders == 1]
+    assert len(one_order) > len(buyers) / 5 and set(one_order.frequency_score) == {1}
     assert (
         marts.execute(
             "select count(*) from customer_segments s join customer_profiles p "

@@ -40,6 +40,7 @@ def api_tabs() -> dict[str, list[list[str]]]:
         ],
         "b2b_accounts": [TABS["b2b_accounts"], ["Acme", "acme.com", "logistics"]],
         "privacy_requests": [TABS["privacy_requests"]],
+        "fx_rates": [TABS["fx_rates"], ["2026-10-01", "eur", "1,0812"]],
     }
 
 
@@ -114,6 +115,32 @@ def test_gsheets_terminal_errors_are_clear(tmp_path):
             "http://127.0.0.1:9",
             str(tmp_path / "missing.json"),
         )
+
+
+def test_a_spreadsheet_without_the_fx_rates_tab_reads_it_as_empty(tmp_path):
+    """A shop selling in the reporting currency alone needs no rates: the optional tab reads
+    as empty (locally and through the API), while a missing required tab still fails."""
+    with SheetsServer(SHEET_ID, api_tabs()) as server:
+        creds = server.service_account_file(tmp_path / "sa.json")
+        server.tabs = {k: v for k, v in api_tabs().items() if k != "fx_rates"}
+        tabs = {
+            t.name: t for t in read_tabs(f"gsheets://{SHEET_ID}", list(TABS), server.url, creds)
+        }
+        assert set(tabs) == set(TABS)
+        assert tabs["fx_rates"].rows == [TABS["fx_rates"]]
+        assert tabs["b2b_accounts"].rows[1][:2] == ["Acme", "acme.com"]
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    for name in ("survey_responses", "b2b_accounts", "privacy_requests"):
+        (folder / f"{name}.csv").write_text((SEEDS / "sheets" / f"{name}.csv").read_text())
+    tabs = {t.name: t for t in read_tabs(str(folder), list(TABS), "", None)}
+    assert tabs["fx_rates"].rows == [TABS["fx_rates"]]
+    with connect(tmp_path / "w.duckdb") as con:
+        load_tab(con, tabs["fx_rates"], "run-1", str(folder))
+        assert con.execute("select count(*) from raw_sheets.fx_rates").fetchone() == (0,)
+    (folder / "privacy_requests.csv").unlink()
+    with pytest.raises(SourceError, match="tab 'privacy_requests' missing"):
+        read_tabs(str(folder), list(TABS), "", None)
 
 
 def test_local_csv_folder(tmp_path):

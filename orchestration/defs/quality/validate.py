@@ -31,6 +31,7 @@ SAMPLE_KEYS = {
     "raw_sheets.survey_responses": ["_row_number"],
     "raw_sheets.b2b_accounts": ["_row_number"],
     "raw_sheets.privacy_requests": ["_row_number"],
+    "raw_sheets.fx_rates": ["_row_number"],
 }
 
 

@@ -1,4 +1,4 @@
-"""Read the three Google Sheets tabs (docs/sources.md) into `raw_sheets`, whole, as text.
+"""Read the four Google Sheets tabs (docs/sources.md) into `raw_sheets`, whole, as text.
 
 The source is a local folder of `<tab>.csv` files or `gsheets://<spreadsheet_id>`, read with one
 Sheets API v4 `values.batchGet` call (service account from GOOGLE_APPLICATION_CREDENTIALS,
@@ -47,7 +47,11 @@ TABS: dict[str, list[str]] = {
     ],
     "b2b_accounts": ["company_name", "email_domain", "industry", "company_size", "account_manager"],
     "privacy_requests": ["requested_at", "email", "phone", "request_type"],
+    "fx_rates": ["rate_date", "currency", "rate"],
 }
+# A spreadsheet without these tabs reads as if they were empty: a shop selling only in the
+# reporting currency needs no exchange rates (a missing rate still blocks the run).
+OPTIONAL_TABS = {"fx_rates"}
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -69,6 +73,9 @@ def read_local(folder: Path, tabs: list[str]) -> list[Tab]:
     result = []
     for name in tabs:
         path = folder / f"{name}.csv"
+        if not path.exists() and name in OPTIONAL_TABS:
+            result.append(Tab(name, [TABS[name]]))
+            continue
         if not path.exists():
             raise SourceError(
                 SOURCE,
@@ -287,13 +294,35 @@ def read_gsheets(
             raise _terminal(answer, where, tabs)
         return json.loads(answer.data)
 
-    with requests.Session() as session:
-        payload = call(session)
+    try:
+        with requests.Session() as session:
+            payload = call(session)
+    except MissingTabError as exc:
+        if exc.tab not in OPTIONAL_TABS:
+            raise
+        rest = [t for t in tabs if t != exc.tab]
+        found = (
+            read_gsheets(spreadsheet_id, rest, api_url, credentials_path, timeout=timeout, log=log)
+            if rest
+            else []
+        )
+        return [*found, Tab(exc.tab, [TABS[exc.tab]])]
     ranges = payload.get("valueRanges", [])
     return [
         Tab(name, value_range.get("values", []))
         for name, value_range in zip(tabs, ranges, strict=True)
     ]
+
+
+class MissingTabError(SourceError):
+    def __init__(self, tab: str, where: str, message: str):
+        super().__init__(
+            SOURCE,
+            f"{where}, tab '{tab}'",
+            f"tab not found ({message})",
+            f"add a tab named '{tab}' or fix its name",
+        )
+        self.tab = tab
 
 
 def _terminal(answer: _Answer, where: str, tabs: list[str]) -> SourceError:
@@ -304,12 +333,7 @@ def _terminal(answer: _Answer, where: str, tabs: list[str]) -> SourceError:
     status = answer.status
     if status == 400 and "parse range" in message.lower():
         missing = next((t for t in tabs if t in message), ", ".join(tabs))
-        return SourceError(
-            SOURCE,
-            f"{where}, tab '{missing}'",
-            f"tab not found ({message})",
-            f"add a tab named '{missing}' or fix its name",
-        )
+        return MissingTabError(missing, where, message)
     fixes = {
         401: "the credentials were rejected: check GOOGLE_APPLICATION_CREDENTIALS",
         403: "share the spreadsheet with the service account's email (read access) and enable "

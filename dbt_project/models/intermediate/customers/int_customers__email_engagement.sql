@@ -1,4 +1,8 @@
-{#- Campaign email reactions per person (through the email address), all time and recent. -#}
+{#- Campaign email reactions per person (through the email address), all time and within the
+    engagement window (var `engagement`), with what the engagement segment needs: sends, bounces, opens
+    since the last bounce, unsubscribes. -#}
+
+{%- set window_start = as_of_date() ~ " - interval " ~ var('engagement')['window_days'] ~ " day" %}
 
 with
 
@@ -21,20 +25,17 @@ events as (
 select
     customer_key,
     count(*) filter (where event_type = 'sent') as emails_sent,
+    count(*) filter (where event_type = 'bounce') as emails_bounced,
     count(*) filter (where event_type = 'open') as emails_opened,
     count(*) filter (where event_type = 'click') as emails_clicked,
-    count(*) filter (
-        where event_type = 'sent'
-        and occurred_at >= {{ as_of_date() }} - interval {{ var('engagement_window_days') }} day
-    ) as recent_sent,
-    count(*) filter (
-        where event_type = 'open'
-        and occurred_at >= {{ as_of_date() }} - interval {{ var('engagement_window_days') }} day
-    ) as recent_opens,
-    count(*) filter (
-        where event_type = 'click'
-        and occurred_at >= {{ as_of_date() }} - interval {{ var('engagement_window_days') }} day
-    ) as recent_clicks,
+    count(*) filter (where event_type = 'sent' and occurred_at >= {{ window_start }})
+        as recent_sent,
+    count(*) filter (where event_type = 'open' and occurred_at >= {{ window_start }})
+        as recent_opens,
+    count(*) filter (where event_type = 'click' and occurred_at >= {{ window_start }})
+        as recent_clicks,
+    max(occurred_at) filter (where event_type = 'bounce') as last_bounce_at,
+    max(occurred_at) filter (where event_type in ('open', 'click')) as last_reaction_at,
     bool_or(event_type = 'unsubscribe') as unsubscribed,
     bool_or(event_type = 'bounce') as bounced
 from events

@@ -1,11 +1,20 @@
-{#- Shop orders with the person who placed them and whether they count (business rules:
-    paid, shipped or delivered orders count; cancelled and refunded ones count for nothing). -#}
+{#- Shop orders with the person who placed them, whether they count (business rules: paid,
+    shipped or delivered orders count; cancelled and refunded ones count for nothing), and
+    their amount in the reporting currency (CDP_REPORTING_CURRENCY). An order is converted
+    with the latest rate of its currency on or before its day (UTC), at most
+    `fx_max_rate_age_days` old; without one its `reporting_amount` is null, and the blocking
+    check `fx_rates_cover_orders` stops the run before anything is published. -#}
+
+{%- set reporting_currency = env_var('CDP_REPORTING_CURRENCY', 'USD') | upper %}
 
 with
 
 orders as (
 
-    select * from {{ ref('stg_shop__orders') }}
+    select
+        *,
+        (ordered_at at time zone 'UTC')::date as order_day
+    from {{ ref('stg_shop__orders') }}
 
 ),
 
@@ -13,15 +22,43 @@ order_keys as (
 
     select * from {{ source('identity', 'order_keys') }}
 
+),
+
+rates as (
+
+    select rate_date, currency, rate
+    from {{ ref('stg_sheets__fx_rates') }}
+    where currency <> '{{ reporting_currency }}'
+
+),
+
+converted as (
+
+    select
+        orders.*,
+        case
+            when orders.currency = '{{ reporting_currency }}' then 1.0
+            when rates.rate_date >= orders.order_day - interval {{ var('fx_max_rate_age_days') }} day
+                then rates.rate
+        end as fx_rate,
+        case when orders.currency <> '{{ reporting_currency }}' then rates.rate_date end
+            as fx_rate_date
+    from orders
+    asof left join rates
+        on orders.currency = rates.currency
+        and orders.order_day >= rates.rate_date
+
 )
 
 select
-    orders.*,
+    converted.*,
+    round(converted.total_amount * converted.fx_rate, 2)::decimal(18, 2) as reporting_amount,
+    '{{ reporting_currency }}' as reporting_currency,
     order_keys.customer_key,
-    orders.status in (
+    converted.status in (
         {%- for status in var('valid_order_statuses') -%}
             '{{ status }}'{% if not loop.last %}, {% endif %}
         {%- endfor -%}
     ) as is_valid
-from orders
+from converted
 inner join order_keys using (order_id)

@@ -1,4 +1,5 @@
-{#- Order behaviour per person by the business rules (only valid orders count). -#}
+{#- Order behaviour per person by the business rules (only valid orders count), amounts in
+    the reporting currency. -#}
 
 with
 
@@ -10,7 +11,10 @@ orders as (
 
 category_spend as (
 
-    select orders.customer_key, products.category, sum(items.line_amount) as spend
+    select
+        orders.customer_key,
+        products.category,
+        sum(items.line_amount * orders.fx_rate) as spend
     from orders
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join {{ ref('stg_shop__products') }} as products using (product_id)
@@ -32,11 +36,15 @@ totals as (
     select
         customer_key,
         count(*) filter (where is_valid) as orders,
-        coalesce(sum(total_amount) filter (where is_valid), 0) as revenue,
+        coalesce(sum(reporting_amount) filter (where is_valid), 0) as revenue,
         min(ordered_at) filter (where is_valid) as first_order_at,
         max(ordered_at) filter (where is_valid) as last_order_at,
+        count(*) filter (where is_valid and is_gift) as gift_orders,
+        count(*) filter (where is_valid and channel in ('web', 'app')) as online_orders,
+        count(*) filter (where is_valid and channel in ('store', 'phone')) as offline_orders,
+        -- all orders placed, valid or not, decide the buyer group (most of them gifts)
         count(*) as orders_placed,
-        count(*) filter (where is_gift) as gift_orders
+        count(*) filter (where is_gift) as gift_orders_placed
     from orders
     group by customer_key
 

@@ -46,7 +46,11 @@ b2b_accounts as (
 
 b2b_by_domain as (
 
-    select identities.customer_key, b2b_accounts.company_name, b2b_accounts.industry
+    select
+        identities.customer_key,
+        b2b_accounts.company_name,
+        b2b_accounts.industry,
+        b2b_accounts.company_size
     from identities
     inner join b2b_accounts
         on identities.identifier_type = 'email'
@@ -133,22 +137,30 @@ joined as (
              then 'B2B' else 'B2C' end as customer_type,
         coalesce(attributes.company_name, b2b_by_domain.company_name) as company_name,
         coalesce(b2b_by_domain.industry, b2b_by_name.industry) as industry,
+        coalesce(b2b_by_domain.company_size, b2b_by_name.company_size) as company_size,
         case when attributes.buys_for = 'gift'
-                  or coalesce(purchases.gift_orders, 0) * 2 > coalesce(purchases.orders_placed, 0)
+                  or coalesce(purchases.gift_orders_placed, 0) * 2
+                      > coalesce(purchases.orders_placed, 0)
              then 'indirect' else 'primary' end as buyer_group,
         persons.first_seen_at,
         persons.last_seen_at,
         coalesce(web.sessions, 0) as sessions,
         coalesce(web.page_views, 0) as page_views,
         coalesce(purchases.orders, 0) as orders,
+        '{{ env_var('CDP_REPORTING_CURRENCY', 'USD') | upper }}' as currency,
         coalesce(purchases.revenue, 0)::decimal(18, 2) as revenue,
         purchases.avg_order_value::decimal(18, 2) as avg_order_value,
+        coalesce(purchases.gift_orders, 0) as gift_orders,
+        coalesce(purchases.online_orders, 0) as online_orders,
+        coalesce(purchases.offline_orders, 0) as offline_orders,
         purchases.first_order_at,
         purchases.last_order_at,
         purchases.favorite_category,
         web.preferred_device,
         web.acquisition_source,
         web.acquisition_medium,
+        coalesce(email.emails_sent, 0) as emails_sent,
+        coalesce(email.emails_bounced, 0) as emails_bounced,
         coalesce(email.emails_opened, 0) as emails_opened,
         coalesce(email.emails_clicked, 0) as emails_clicked,
         coalesce(attributes.marketing_consent::boolean, false)

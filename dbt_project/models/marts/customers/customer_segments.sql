@@ -1,5 +1,6 @@
 {#- Segments of every person: RFM scores and the named RFM grid (seed rfm_segments),
-    lifecycle stage, value tier and email engagement. Thresholds: dbt_project.yml vars. -#}
+    lifecycle stage, value tier and email engagement. Thresholds: dbt_project.yml vars
+    (`lifecycle`, `value_tiers`, `engagement`). -#}
 
 with
 
@@ -17,18 +18,29 @@ engagement as (
 
 buyers as (
 
+    -- Scores are quintiles among buyers with ties kept together: a buyer scores 1 + the
+    -- number of whole fifths of buyers with a strictly lower value (fewer orders, less
+    -- revenue, an older last order by day), at most 5. Equal values score alike, the lowest
+    -- value always scores 1, and a value held by many buyers (one order) leaves the scores
+    -- just above it empty instead of spreading them arbitrarily.
     select
         customer_key,
-        date_diff('day', last_order_at::date, {{ as_of_date() }}) as recency_days,
+        recency_days,
         orders,
         revenue,
-        -- quintiles among buyers; ties broken by the key so every run scores alike
-        ntile(5) over (order by last_order_at, customer_key) as recency_score,
-        ntile(5) over (order by orders, last_order_at, customer_key) as frequency_score,
-        ntile(5) over (order by revenue, customer_key) as monetary_score,
-        percent_rank() over (order by revenue desc, customer_key) as revenue_rank
-    from profiles
-    where orders > 0
+        {%- for score, value in [('recency_score', '-recency_days'), ('frequency_score', 'orders'),
+                                 ('monetary_score', 'revenue')] %}
+        least(5, 1 + floor(5 * (rank() over (order by {{ value }}) - 1) / count(*) over ()))::bigint
+            as {{ score }},
+        {%- endfor %}
+        percent_rank() over (order by revenue desc) as revenue_rank
+    from (
+        select
+            *,
+            date_diff('day', last_order_at::date, {{ as_of_date() }}) as recency_days
+        from profiles
+        where orders > 0
+    )
 
 ),
 
@@ -57,11 +69,14 @@ scored as (
             else 'low'
         end as value_tier,
         case
-            when engagement.customer_key is null or engagement.unsubscribed
-                or engagement.bounced then 'unreachable'
-            when engagement.recent_clicks > 0 then 'clicker'
-            when engagement.recent_opens > 0 then 'opener'
-            when engagement.recent_sent > 0 then 'unengaged'
+            when coalesce(engagement.emails_sent, 0) = 0 then 'never_mailed'
+            when engagement.unsubscribed then 'unsubscribed'
+            when engagement.emails_bounced >= {{ var('engagement')['bounces_to_unreachable'] }}
+                and (engagement.last_reaction_at is null
+                     or engagement.last_reaction_at < engagement.last_bounce_at) then 'bounced'
+            when engagement.recent_clicks > 0 then 'clicking'
+            when engagement.recent_opens > 0 then 'opening'
+            when engagement.recent_sent > 0 then 'not_opening'
             else 'dormant'
         end as engagement_segment,
         profiles.favorite_category as top_category

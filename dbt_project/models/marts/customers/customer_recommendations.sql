@@ -1,12 +1,16 @@
 {#- Up to `recommendations.per_customer` products per person that they have not bought:
     items bought by the same people as their own purchases (co-purchase, cosine-normalized),
-    plus popular items of the categories they spend on. Prospects get the best sellers. -#}
+    plus the most bought items of their strongest categories by behaviour (the `interests.top`
+    categories of int_customers__category_affinity: views, cart adds and purchases, decayed),
+    weighted by each category's share of their interest. So people who browse but have not
+    bought get picks from the categories they browse; only people without any signal (no
+    valid order, no product seen in GA4) get the best sellers. -#}
 
 {%- set settings = var('recommendations') %}
 
 with
 
--- Buyers and products get small integer ids for the heavy joins below (tens of millions of
+-- Persons and products get small integer ids for the heavy joins below (tens of millions of
 -- candidate rows at a million persons); customer_key and sku come back at the end. A
 -- product's id follows its sku, so ties still go to the smallest sku.
 catalog as (
@@ -16,20 +20,29 @@ catalog as (
 
 ),
 
-buyers as (
+affinity as (
 
+    select * from {{ ref('int_customers__category_affinity') }}
+
+),
+
+persons as (
+
+    -- everyone with a signal: a valid order, or a product seen, added or bought in GA4
     select customer_key, row_number() over (order by customer_key) as person
-    from {{ ref('int_customers__orders') }}
-    where is_valid
-    group by customer_key
+    from (
+        select customer_key from {{ ref('int_customers__orders') }} where is_valid
+        union
+        select customer_key from affinity where category_rank = 1
+    )
 
 ),
 
 purchases as (
 
-    select distinct buyers.person, catalog.item, catalog.category
+    select distinct persons.person, catalog.item, catalog.category
     from {{ ref('int_customers__orders') }} as orders
-    inner join buyers using (customer_key)
+    inner join persons using (customer_key)
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join catalog using (product_id)
     where orders.is_valid
@@ -82,9 +95,15 @@ by_co_purchase as (
 
 category_share as (
 
-    select person, category, count(*) / sum(count(*)) over (partition by person) as share
-    from purchases
-    group by person, category
+    -- the person's strongest categories by behaviour, browsing included
+    select
+        persons.person,
+        affinity.category,
+        affinity.share,
+        affinity.purchases > 0 as category_bought
+    from affinity
+    inner join persons using (customer_key)
+    where affinity.category_rank <= {{ var('interests')['top'] }}
 
 ),
 
@@ -103,7 +122,8 @@ by_category as (
     select category_share.person, category_favorites.item,
            {{ settings['category_affinity_weight'] }} * category_share.share
                * category_favorites.popularity as score,
-           category_share.category
+           category_share.category,
+           category_share.category_bought
     from category_share
     inner join category_favorites using (category)
 
@@ -126,7 +146,8 @@ scored as (
         coalesce(co.item, cat.item) as item,
         coalesce(co.score, 0) + coalesce(cat.score, 0) as score,
         co.person is not null as co_purchased,
-        cat.person is not null as category_liked
+        cat.person is not null as category_liked,
+        coalesce(cat.category_bought, false) as category_bought
     from by_co_purchase as co
     full outer join by_category as cat using (person, item)
 
@@ -142,12 +163,13 @@ unbought as (
 
 best as (
 
-    -- each buyer's top candidates by score (ties: the smallest sku), kept in a bounded heap
-    -- per buyer instead of sorting every candidate; structs compare field by field, and
+    -- each person's top candidates by score (ties: the smallest sku), kept in a bounded heap
+    -- per person instead of sorting every candidate; structs compare field by field, and
     -- (person, item) is unique, so the fields after the first two never decide
     select person,
            max({'score': score, 'negative_item': -item, 'item': item,
-                'co_purchased': co_purchased, 'category_liked': category_liked},
+                'co_purchased': co_purchased, 'category_liked': category_liked,
+                'category_bought': category_bought},
                {{ settings['per_customer'] }}) as picks
     from unbought
     group by person
@@ -179,18 +201,18 @@ because as (
 
 ranked as (
 
-    select buyers.customer_key, picks.item, picks.score, because.because_of,
-           picks.category_liked, picks.rank
+    select persons.customer_key, picks.item, picks.score, because.because_of,
+           picks.category_liked, picks.category_bought, picks.rank
     from picks
     left join because using (person, item)
-    inner join buyers using (person)
+    inner join persons using (person)
     union all
-    -- prospects (no valid order yet) get the best sellers
-    select profiles.customer_key, best_sellers.item, best_sellers.score, null, null,
+    -- people without any signal get the best sellers
+    select profiles.customer_key, best_sellers.item, best_sellers.score, null, null, null,
            best_sellers.rank
     from {{ ref('customer_profiles') }} as profiles
+    anti join persons using (customer_key)
     cross join best_sellers
-    where profiles.orders = 0
 
 )
 
@@ -203,8 +225,10 @@ select
     case
         when ranked.because_of is not null
             then 'bought by people who also bought ' || because.product_name
-        when ranked.category_liked
+        when ranked.category_liked and ranked.category_bought
             then 'popular in ' || products.category || ', a category you buy'
+        when ranked.category_liked
+            then 'popular in ' || products.category || ', a category you browse'
         else 'a best seller'
     end as reason
 from ranked

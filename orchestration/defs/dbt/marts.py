@@ -13,6 +13,7 @@ PUBLISHED_MARTS: dict[str, list[str]] = {
     "segment_personas": ["segment_type"],
     "customer_key_merges": [],
     "customer_recommendations": ["rank", "category"],
+    "interest_feedback": [],
 }
 
 

@@ -238,6 +238,8 @@ def test_personas_and_recommendations(marts):
         "lifecycle_stage",
         "value_tier",
         "engagement_segment",
+        "customer_type",
+        "buyer_group",
     }
     assert all(n == people and s == pytest.approx(1, abs=0.01) for _, n, s in personas)
     assert all(
@@ -252,6 +254,68 @@ def test_personas_and_recommendations(marts):
         where r.rank > 5""").fetchall()[0][0]
         == 0
     )
+
+
+# A trait named in a description, as a condition on the published marts.
+TRAITS = {
+    r"women": "p.gender = 'female'",
+    r"men": "p.gender = 'male'",
+    r"in (\w\w)": "p.country = '{0}'",
+    r"buying mostly gifts": "p.buyer_group = 'indirect'",
+    r"business buyers": "p.customer_type = 'B2B'",
+    r"buying in stores or by phone": "p.offline_orders > 0",
+    r"buying again": "p.orders >= 2",
+    r"mostly on (\w+)": "p.preferred_device = '{0}'",
+    r"spending most on (\w+)": "p.favorite_category = '{0}'",
+    r"value tier (\w+)": "s.value_tier = '{0}'",
+    r"lifecycle stage (\w+(?: \w+)?)": "s.lifecycle_stage = replace('{0}', ' ', '_')",
+}
+
+
+def test_personas_name_what_sets_each_segment_apart(marts):
+    """Every share and lift in a description is recomputed from the profiles: the segment's
+    share of the trait, the base's share, their ratio, and the ratio at least 1.25."""
+    rows = marts.execute(
+        "select segment_type, segment, description from segment_personas"
+    ).fetchall()
+    for segment_type in {t for t, _, _ in rows}:
+        descriptions = [d for t, _, d in rows if t == segment_type]
+        assert len(set(descriptions)) == len(descriptions), segment_type
+    people = marts.execute("select count(*) from customer_profiles").fetchone()[0]
+    checked = 0
+    for segment_type, segment, description in rows:
+        found = re.findall(r"(\d+)% ([^(,]+?) \(([\d.]+)× the base's (\d+)%\)", description)
+        for share, trait, lift, base_share in found:
+            condition = next(
+                (
+                    sql.format(*match.groups())
+                    for pattern, sql in TRAITS.items()
+                    if (match := re.fullmatch(pattern, trait))
+                ),
+                None,
+            )
+            if condition is None:
+                continue
+            column = ("p." if segment_type in ("customer_type", "buyer_group") else "s.") + (
+                segment_type
+            )
+            in_segment, members, in_base = marts.execute(
+                f"""select count(*) filter (where {column} = ? and {condition}),
+                           count(*) filter (where {column} = ?),
+                           count(*) filter (where {condition})
+                    from customer_segments s
+                    join customer_profiles p using (customer_key)""",
+                [segment, segment],
+            ).fetchone()
+            assert round(100 * in_segment / members) == int(share), (segment, trait)
+            assert round(100 * in_base / people) == int(base_share), (segment, trait)
+            lift_exact = (in_segment / members) / (in_base / people)
+            assert float(lift) == pytest.approx(lift_exact, abs=0.051) and lift_exact >= 1.25
+            checked += 1
+    assert checked >= 20
+    b2b = next(d for t, s, d in rows if (t, s) == ("customer_type", "B2B"))
+    gift = next(d for t, s, d in rows if (t, s) == ("buyer_group", "indirect"))
+    assert "Stand out:" in b2b and "Stand out:" in gift
 
 
 def test_recommendations_are_not_already_bought(demo_warehouse):

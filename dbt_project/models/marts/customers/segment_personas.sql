@@ -1,31 +1,49 @@
-{#- One row per segment of each segment type, summarizing who is in it, with a one-line
-    description written from the numbers. -#}
+{#- One row per segment of each segment type: who is in it, and a description written from
+    what sets the segment apart from the whole base. Every person gets traits (gender, age
+    band, B2B, gift buyer, device, favourite category, country, acquisition medium, shopping
+    offline, buying again, opening emails, and the segments of the other types); a trait
+    describes a segment when its share there is at least `personas.min_share` and at least
+    `personas.min_lift` times its share in the base. The `personas.traits` strongest lifts
+    are named with their numbers; the segment's name leads, so no two descriptions of one
+    segment type are alike. -#}
+
+{%- set settings = var('personas') %}
+{%- set segment_types = ['rfm_segment', 'lifecycle_stage', 'value_tier', 'engagement_segment',
+                         'customer_type', 'buyer_group'] %}
+{%- set currency = env_var('CDP_REPORTING_CURRENCY', 'USD') | upper %}
 
 with
 
 members as (
 
     select
-        segments.*,
+        segments.customer_key,
+        segments.rfm_segment,
+        segments.lifecycle_stage,
+        segments.value_tier,
+        segments.engagement_segment,
+        profiles.customer_type,
+        profiles.buyer_group,
         profiles.age,
         profiles.gender,
         profiles.interests,
         profiles.orders,
         profiles.revenue,
         profiles.preferred_channel,
+        profiles.preferred_device,
         profiles.favorite_category,
-        profiles.emails_opened,
-        engagement.emails_sent
+        profiles.country,
+        profiles.acquisition_medium,
+        profiles.offline_orders,
+        profiles.emails_sent,
+        profiles.emails_opened
     from {{ ref('customer_segments') }} as segments
     inner join {{ ref('customer_profiles') }} as profiles using (customer_key)
-    left join {{ ref('int_customers__email_engagement') }} as engagement using (customer_key)
 
 ),
 
 by_type as (
 
-    {%- set segment_types = ['rfm_segment', 'lifecycle_stage', 'value_tier',
-                             'engagement_segment'] %}
     {%- for segment_type in segment_types %}
     select '{{ segment_type }}' as segment_type, {{ segment_type }} as segment, *
     from members
@@ -33,6 +51,82 @@ by_type as (
     union all
     {%- endif %}
     {%- endfor %}
+
+),
+
+-- (person, family, trait): a family is never used to describe its own segment type
+traits as (
+
+    select customer_key, 'gender' as family,
+           case gender when 'female' then 'women' else 'men' end as trait
+    from members where gender in ('female', 'male')
+    union all
+    select customer_key, 'age', 'aged ' || case
+            when age < 30 then 'under 30'
+            when age >= 60 then '60 or over'
+            else (floor(age / 10) * 10)::integer || '–' || (floor(age / 10) * 10 + 9)::integer
+        end
+    from members where age is not null
+    union all
+    select customer_key, 'customer_type', 'business buyers' from members
+    where customer_type = 'B2B'
+    union all
+    select customer_key, 'buyer_group', 'buying mostly gifts' from members
+    where buyer_group = 'indirect'
+    union all
+    select customer_key, 'device', 'mostly on ' || preferred_device from members
+    where preferred_device is not null
+    union all
+    select customer_key, 'category', 'spending most on ' || favorite_category from members
+    where favorite_category is not null
+    union all
+    select customer_key, 'country', 'in ' || country from members where country is not null
+    union all
+    select customer_key, 'medium', 'first came by ' || acquisition_medium from members
+    where acquisition_medium is not null and acquisition_medium <> '(none)'
+    union all
+    select customer_key, 'channel', 'buying in stores or by phone' from members
+    where offline_orders > 0
+    union all
+    select customer_key, 'frequency', 'buying again' from members where orders >= 2
+    union all
+    select customer_key, 'email', 'opening emails' from members where emails_opened > 0
+    {%- for segment_type in ['lifecycle_stage', 'value_tier', 'engagement_segment'] %}
+    union all
+    select customer_key, '{{ segment_type }}',
+           '{{ segment_type.replace("_", " ") }} ' || replace({{ segment_type }}, '_', ' ')
+    from members
+    -- "not a buyer yet" is said once, below, not as a trait
+    where {{ segment_type }} not in ('prospect', 'none')
+    {%- endfor %}
+
+),
+
+base as (
+
+    select family, trait, count(*) / (select count(*) from members) as base_share
+    from traits
+    group by family, trait
+
+),
+
+segment_traits as (
+
+    select
+        by_type.segment_type,
+        by_type.segment,
+        traits.family,
+        traits.trait,
+        count(*) as holders
+    from by_type
+    inner join traits using (customer_key)
+    where traits.family <> by_type.segment_type
+        -- a segment type's own dimension, said differently, is not news about it
+        and not (by_type.segment_type = 'rfm_segment'
+                 and traits.family in ('lifecycle_stage', 'frequency'))
+        and not (by_type.segment_type = 'value_tier' and traits.family = 'frequency')
+        and not (by_type.segment_type = 'engagement_segment' and traits.family = 'email')
+    group by by_type.segment_type, by_type.segment, traits.family, traits.trait
 
 ),
 
@@ -52,28 +146,69 @@ summary as (
         round(sum(orders) / count(*), 2) as orders_per_customer,
         case when sum(sum(revenue)) over (partition by segment_type) > 0
              then sum(revenue) / sum(sum(revenue)) over (partition by segment_type)
-             else 0 end as revenue_share,
-        sum(emails_opened) / nullif(sum(emails_sent), 0) as open_rate
+             else 0 end as revenue_share
     from by_type
     group by segment_type, segment
+
+),
+
+standouts as (
+
+    select
+        segment_traits.segment_type,
+        segment_traits.segment,
+        segment_traits.holders / summary.customers as segment_share,
+        base.base_share,
+        segment_traits.holders / summary.customers / base.base_share as lift,
+        segment_traits.trait
+    from segment_traits
+    inner join summary using (segment_type, segment)
+    inner join base using (family, trait)
+    where segment_traits.holders / summary.customers >= {{ settings['min_share'] }}
+        and segment_traits.holders / summary.customers
+            >= {{ settings['min_lift'] }} * base.base_share
+    qualify row_number() over (
+        partition by segment_traits.segment_type, segment_traits.segment
+        order by lift desc, segment_traits.trait
+    ) <= {{ settings['traits'] }}
+
+),
+
+standout_text as (
+
+    select
+        segment_type,
+        segment,
+        string_agg(
+            round(100 * segment_share)::integer || '% ' || trait
+            || ' (' || round(lift, 1) || '× the base''s '
+            || round(100 * base_share)::integer || '%)',
+            ', ' order by lift desc, trait
+        ) as text
+    from standouts
+    group by segment_type, segment
+
+),
+
+overall as (
+
+    select
+        round(sum(revenue) / nullif(sum(orders), 0), 2) as avg_order_value,
+        round(sum(orders) / count(*), 2) as orders_per_customer
+    from members
 
 ),
 
 most_common as (
 
     -- the most frequent value per segment, ties broken alphabetically (mode() is not stable)
-    {%- for column in ['preferred_channel', 'favorite_category'] %}
-    select segment_type, segment, '{{ column }}' as attribute, {{ column }} as value
+    select segment_type, segment, preferred_channel as value
     from by_type
-    where {{ column }} is not null
-    group by segment_type, segment, {{ column }}
+    where preferred_channel is not null
+    group by segment_type, segment, preferred_channel
     qualify row_number() over (
-        partition by segment_type, segment order by count(*) desc, {{ column }}
+        partition by segment_type, segment order by count(*) desc, preferred_channel
     ) = 1
-    {%- if not loop.last %}
-    union all
-    {%- endif %}
-    {%- endfor %}
 
 ),
 
@@ -101,41 +236,26 @@ described as (
     select
         summary.*,
         channel.value as preferred_channel,
-        category.value as favorite_category,
         coalesce(interests.top_interests, []) as top_interests,
-        case
-            when gender_known = 0 then 'People of unknown gender'
-            when women >= 0.6 * gender_known then 'Mostly women'
-            when men >= 0.6 * gender_known then 'Mostly men'
-            else 'Women and men'
-        end
+        replace(summary.segment, '_', ' ') || ': '
+        || summary.customers || ' people (' || round(100 * summary.share, 1) || '%). '
+        || coalesce(
+            'Stand out: ' || standout_text.text || '. ',
+            'Close to the base on every trait. '
+        )
         || case
-            when avg_age is null then ''
-            else ' aged ' || (floor(avg_age / 10) * 10)::integer || '–'
-                || (floor(avg_age / 10) * 10 + 9)::integer
-        end
-        || case
-            when orders_per_customer = 0 then ' who have not bought yet'
-            else ' who buy ' || coalesce(favorite_category, 'across categories')
-                || case when orders_per_customer >= 4 then ' often'
-                        when orders_per_customer >= 1.5 then ' now and then'
-                        else ' rarely' end
-        end
-        || case
-            when open_rate is null then ' and get no campaign emails'
-            when open_rate >= 0.5 then ' and open most emails'
-            when open_rate >= 0.2 then ' and open some emails'
-            else ' and rarely open emails'
-        end
-        || '.' as description
+            when summary.orders_per_customer = 0 then 'Have not bought yet.'
+            else format('{:.2f}', summary.orders_per_customer) || ' orders each (base '
+                || format('{:.2f}', overall.orders_per_customer) || '), '
+                || format('{:.2f}', summary.avg_order_value) || ' {{ currency }} per order (base '
+                || format('{:.2f}', overall.avg_order_value) || ').'
+        end as description
     from summary
+    cross join overall
+    left join standout_text using (segment_type, segment)
     left join interests using (segment_type, segment)
     left join most_common as channel
         on channel.segment_type = summary.segment_type and channel.segment = summary.segment
-        and channel.attribute = 'preferred_channel'
-    left join most_common as category
-        on category.segment_type = summary.segment_type and category.segment = summary.segment
-        and category.attribute = 'favorite_category'
 
 )
 

@@ -10,7 +10,8 @@ import yaml
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.settings import DBT_PROJECT_DIR, REPO_ROOT
 
-MARTS_YAML = DBT_PROJECT_DIR / "models" / "marts" / "customers" / "_customers__models.yml"
+# one YAML per folder of marts: customers/_customers__models.yml, campaigns/...
+MARTS_YAMLS = sorted((DBT_PROJECT_DIR / "models" / "marts").glob("*/_*__models.yml"))
 MARTS_DOC = REPO_ROOT / "docs" / "marts.md"
 
 
@@ -31,12 +32,15 @@ def _cell(text) -> str:
 
 
 def render_marts() -> str:
-    models = {m["name"]: m for m in yaml.safe_load(MARTS_YAML.read_text())["models"]}
+    models = {
+        m["name"]: m for path in MARTS_YAMLS for m in yaml.safe_load(path.read_text())["models"]
+    }
+    sources = ", ".join(f"`{path.relative_to(REPO_ROOT)}`" for path in MARTS_YAMLS)
     lines = [
         "# Published marts",
         "",
         "<!-- Written by `python -m orchestration.reference` from "
-        f"`{MARTS_YAML.relative_to(REPO_ROOT)}`; edit the YAML, not this file. -->",
+        f"{sources}; edit the YAML, not this file. -->",
         "",
         "After every run whose blocking checks all passed, these tables are copied into a new "
         "file that replaces `$CDP_DATA_DIR/marts.duckdb` atomically (schema `main`). BI tools "

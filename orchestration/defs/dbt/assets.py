@@ -18,7 +18,10 @@ from orchestration.defs.dbt.project import dbt_env, dbt_project
 from orchestration.resources import WarehouseResource
 
 PREPARE = "path:models/staging path:models/intermediate/identity"
-MARTS = "path:models/intermediate/customers path:models/marts path:seeds"
+MARTS = (
+    "path:models/intermediate/customers path:models/intermediate/campaigns path:models/marts "
+    "path:seeds"
+)
 
 
 class CdpTranslator(DagsterDbtTranslator):

@@ -14,6 +14,8 @@ PUBLISHED_MARTS: dict[str, list[str]] = {
     "customer_key_merges": [],
     "customer_recommendations": ["rank", "category"],
     "interest_feedback": [],
+    "campaign_results": ["variant"],
+    "ab_tests": ["metric", "winner"],
 }
 
 

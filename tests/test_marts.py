@@ -107,6 +107,8 @@ def seeds():
         "surveys": surveys,
         "customers": customers,
         "b2b_domains": set(b2b.email_domain),
+        "company_sizes": dict(zip(b2b.email_domain, b2b.company_size, strict=True)),
+        "email_events": pd.read_csv(SEEDS / "shop" / "email_events.csv", dtype=str),
     }
 
 
@@ -135,6 +137,29 @@ def test_marts_have_the_contract_columns(marts):
             0
         ][0]
     )
+
+
+def engagement_by_hand(events: pd.DataFrame) -> str:
+    """The engagement segment from a person's email events (thresholds of dbt_project.yml)."""
+    at = pd.to_datetime(events.occurred_at, utc=True)
+    recent = at >= pd.Timestamp(DEMO_AS_OF, tz="UTC") - pd.Timedelta(days=90)
+    kind = events.event_type
+    reactions = at[kind.isin(["open", "click"])]
+    if not (kind == "sent").any():
+        return "never_mailed"
+    if (kind == "unsubscribe").any():
+        return "unsubscribed"
+    last_bounce = at[kind == "bounce"].max()
+    if (kind == "bounce").any() and (reactions.empty or reactions.max() < last_bounce):
+        return "bounced"
+    for event_type, segment in (
+        ("click", "clicking"),
+        ("open", "opening"),
+        ("sent", "not_opening"),
+    ):
+        if ((kind == event_type) & recent).any():
+            return segment
+    return "dormant"
 
 
 @pytest.mark.parametrize("person_id", ["P00092", "P00020", "P00153", "P00962", "P00234"])
@@ -171,6 +196,12 @@ def test_hand_worked_persons(marts, seeds, person_id):
     assert profile.gift_orders == (valid.is_gift == "true").sum()
     assert profile.online_orders == valid.channel.isin(["web", "app"]).sum()
     assert profile.offline_orders == valid.channel.isin(["store", "phone"]).sum()
+    sizes = {seeds["company_sizes"].get(e.split("@")[1]) for e in emails} - {None}
+    assert profile.company_size == (sizes.pop() if sizes else None)
+    events = seeds["email_events"]
+    mine = events[events.email.str.strip(" \t").str.lower().isin(emails)]
+    assert profile.emails_sent == (mine.event_type == "sent").sum()
+    assert profile.emails_bounced == (mine.event_type == "bounce").sum()
     assert profile.customer_type == ("B2B" if b2b else "B2C")
     assert profile.buyer_group == ("indirect" if gift else "primary")
 
@@ -179,6 +210,7 @@ def test_hand_worked_persons(marts, seeds, person_id):
         .fetch_df()
         .iloc[0]
     )
+    assert segments.engagement_segment == engagement_by_hand(mine)
     as_of = pd.Timestamp(DEMO_AS_OF, tz="UTC")
     if valid.empty:
         assert segments.lifecycle_stage == "prospect" and segments.rfm_segment == "Prospect"

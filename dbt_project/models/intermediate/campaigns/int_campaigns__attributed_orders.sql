@@ -60,7 +60,7 @@ valid_orders as (
         order_id,
         customer_key,
         ordered_at,
-        total_amount as amount
+        reporting_amount as amount
     from {{ ref('int_customers__orders') }}
     where is_valid
 

@@ -3,9 +3,10 @@
 A shop database (SQLite) and a Sheets folder hold persons with shop accounts, campaign emails
 and orders in three currencies; GA4 stays the demo's export (no person here has a device).
 Each campaign has exact numbers of openers, clickers and converters per variant, chosen at
-random among its recipients, so which variants truly differ is known by construction:
+random among its recipients, so which variants truly differ is known by construction; only
+cmp_equal draws its counts at random from the same rates in both arms, as a real test would:
 
-- cmp_equal:  2 x 1500 recipients, the same counts in both arms: no winner anywhere
+- cmp_equal:  2 x 1500 recipients, both drawn at 30 % opens, 10 % clicks, 3 % converters
 - cmp_open:   2 x 1500, opens 300 vs 525 (20 % vs 35 %), clicks and conversions alike
 - cmp_conv:   2 x 1500, opens and clicks alike, converters 30 vs 75 (2 % vs 5 %)
 - cmp_three:  3 x 400, opens 100 / 100 / 160 (A, B, C): C wins opens against the control A
@@ -54,6 +55,7 @@ class Campaign:
     arms: dict[str, Arm]
     # metric -> the variant that truly does better (absent: no true difference)
     better: dict[str, str]
+    drawn: bool = False  # counts drawn at the arms' rates instead of exact
 
 
 CAMPAIGNS = [
@@ -62,6 +64,7 @@ CAMPAIGNS = [
         dt.date(2026, 9, 1),
         {"A": Arm(1500, 450, 150, 45), "B": Arm(1500, 450, 150, 45)},
         {},
+        drawn=True,
     ),
     Campaign(
         "cmp_open",
@@ -96,6 +99,7 @@ class Sources:
     shop_db_url: str
     sheets: Path
     persons: list[dict]  # person_id, customer_id, email (normalized), currency
+    arms: dict[tuple[str, str], Arm]  # (campaign, variant) -> the counts generated
     events: list[dict]  # as written, email as typed
     orders: list[dict]  # as written, plus `person`
     fx_rates: list[dict]  # rate_date (date), currency, rate (str, as written)
@@ -118,6 +122,7 @@ class _Generator:
         self.rng = random.Random(seed)
         self.events: list[dict] = []
         self.orders: list[dict] = []
+        self.arms: dict[tuple[str, str], Arm] = {}
         self.persons = [
             {
                 "person_id": f"M{i:05d}",
@@ -179,7 +184,17 @@ class _Generator:
         chosen = self.rng.sample(self.persons, size)
         for variant, arm in campaign.arms.items():
             recipients, chosen = chosen[: arm.recipients], chosen[arm.recipients :]
+            if campaign.drawn:
+                opens = self.draw(arm.recipients, arm.opens / arm.recipients)
+                clicks = self.draw(opens, arm.clicks / arm.opens)
+                arm = Arm(
+                    arm.recipients, opens, clicks, self.draw(clicks, arm.converters / arm.clicks)
+                )
+            self.arms[(campaign.campaign_id, variant)] = arm
             self.arm(campaign, variant, arm, recipients)
+
+    def draw(self, trials: int, rate: float) -> int:
+        return sum(self.rng.random() < rate for _ in range(trials))
 
     def arm(self, campaign: Campaign, variant: str, arm: Arm, recipients: list[dict]) -> None:
         rng, cid = self.rng, campaign.campaign_id
@@ -416,4 +431,6 @@ def write_sources(root: Path, seed: int = SEED) -> Sources:
             "buys_for",
         ],
     )
-    return Sources(f"sqlite:///{database}", sheets, gen.persons, gen.events, gen.orders, rates)
+    return Sources(
+        f"sqlite:///{database}", sheets, gen.persons, gen.arms, gen.events, gen.orders, rates
+    )

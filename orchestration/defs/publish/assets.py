@@ -71,7 +71,7 @@ def run_problems(context: dg.AssetExecutionContext) -> list[str]:
     group_name="publish",
     kinds={"duckdb"},
     deps=[["marts", name] for name in PUBLISHED_MARTS] + [["privacy", "access_exports"]],
-    description="The six marts in $CDP_DATA_DIR/marts.duckdb, replaced atomically.",
+    description="The marts of docs/marts.md in $CDP_DATA_DIR/marts.duckdb, replaced atomically.",
 )
 def published_marts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource

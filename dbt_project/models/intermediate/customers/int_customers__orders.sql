@@ -38,7 +38,8 @@ converted as (
         orders.*,
         case
             when orders.currency = '{{ reporting_currency }}' then 1.0
-            when rates.rate_date >= orders.order_day - interval {{ var('fx_max_rate_age_days') }} day
+            when rates.rate_date
+                >= orders.order_day - interval {{ var('fx_max_rate_age_days') }} day
                 then rates.rate
         end as fx_rate,
         case when orders.currency <> '{{ reporting_currency }}' then rates.rate_date end

@@ -213,6 +213,7 @@ def first_part(tmp_path):
         ("survey_responses", "submitted_at"),
         ("privacy_requests", "requested_at"),
         ("b2b_accounts", None),
+        ("fx_rates", "rate_date"),
     ):
         with (SEEDS / "sheets" / f"{tab}.csv").open(newline="") as src:
             rows = list(csv.reader(src))

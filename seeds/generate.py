@@ -430,21 +430,37 @@ def make_customers(persons: list[Person]) -> list[dict]:
     return rows
 
 
+def customer_life(draw: random.Random) -> tuple[dt.datetime, dt.datetime, float]:
+    """When a buyer started and stopped buying, and how much they spend against the average:
+    customers join over time, about half are still buying, the others left after a spell
+    (a few months on average), and spend per order differs from person to person."""
+    start = HISTORY_START + dt.timedelta(days=draw.uniform(0, 600))
+    end = NOW if draw.random() < 0.5 else start + dt.timedelta(days=draw.expovariate(1 / 150))
+    return start, min(end, NOW), draw.gammavariate(4, 0.25)
+
+
 def make_orders(persons, products, devices_by_person) -> tuple[list, list, list]:
     orders, items, web_purchases = [], [], []
     by_category = {c: [p for p in products if p["category"] == c] for c in CATEGORIES}
     order_ids = iter(rng.sample(range(100_000, 999_999), 20_000))
     ga4_start = dt.datetime.combine(GA4_FIRST_DAY, dt.time(), dt.UTC)
+    # Lifetimes come from a separate random stream, so identities and GA4 stay as they were.
+    lives = random.Random(SEED + 3)
     for p in persons:
         if rng.random() < 0.35:
             continue
+        start, end, spend = customer_life(lives)
         for _ in range(min(1 + int(rng.expovariate(1 / 1.6)), 15)):
-            # Every fourth order falls into the GA4 window so web orders have purchase events.
+            # Every fourth order falls into the GA4 window so web orders have purchase events;
+            # the others fall into the customer's active spell.
             ordered = (
                 random_time(ga4_start, NOW - dt.timedelta(hours=7))
                 if rng.random() < 0.25
                 else random_time(HISTORY_START, NOW - dt.timedelta(hours=7))
             )
+            if ordered < ga4_start:  # and stays before it: the window's orders are as drawn
+                spell = min(end, ga4_start) - start
+                ordered = start + (ordered - HISTORY_START) * (spell / (ga4_start - HISTORY_START))
             channel = rng.choices(["web", "app", "store", "phone"], [55, 25, 12, 8])[0]
             logged_in = bool(p.customer_ids) and channel != "store" and rng.random() < 0.85
             email, phone = messy_email(p.email), None
@@ -471,7 +487,7 @@ def make_orders(persons, products, devices_by_person) -> tuple[list, list, list]
                 )
                 product = rng.choice(by_category[category])
                 quantity = rng.choices([1, 2, 3], [80, 15, 5])[0]
-                unit_price = round(product["price"] * rng.choice([1, 1, 1, 0.9, 0.8]), 2)
+                unit_price = round(product["price"] * rng.choice([1, 1, 1, 0.9, 0.8]) * spend, 2)
                 total += quantity * unit_price
                 lines.append(
                     {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dagster as dg
 import duckdb
 
@@ -16,6 +18,7 @@ PUBLISHED_MARTS: dict[str, list[str]] = {
     "interest_feedback": [],
     "campaign_results": ["variant"],
     "ab_tests": ["metric", "winner"],
+    "customer_predictions": ["churn_risk", "note"],
 }
 
 
@@ -42,4 +45,25 @@ def mart_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict | No
     }
     if distributions:
         metadata["distributions"] = dg.MetadataValue.json(distributions)
+    if name == "customer_predictions":
+        metadata.update(prediction_fit_metadata(con))
     return metadata
+
+
+def prediction_fit_metadata(con: duckdb.DuckDBPyConnection) -> dict:
+    """The purchase and spend models' parameters, convergence and fit time."""
+    (fit,) = con.execute(
+        "select any_value(fit) from intermediate.int_customers__predictions"
+    ).fetchone()
+    if fit is None:
+        return {"fit": "no buyers, nothing fitted"}
+    fit = json.loads(fit)
+    return {
+        "fit_seconds": fit["seconds"],
+        "converged": fit["converged"],
+        "buyers": fit["buyers"],
+        "repeat_buyers": fit["repeat_buyers"],
+        "purchase_model (BG/NBD)": dg.MetadataValue.json(fit["purchase_parameters"]),
+        "spend_model (Gamma-Gamma)": dg.MetadataValue.json(fit["spend_parameters"]),
+        "why_null": fit["purchase_note"] or fit["spend_note"] or "",
+    }

@@ -1,6 +1,7 @@
 {#- Segments of every person: RFM scores and the named RFM grid (seed rfm_segments),
-    lifecycle stage, value tier and email engagement. Thresholds: dbt_project.yml vars
-    (`lifecycle`, `value_tiers`, `engagement`). -#}
+    lifecycle stage, value tier, email engagement, churn risk (customer_predictions) and the
+    retention segment it gives with the value tier. Thresholds: dbt_project.yml vars
+    (`lifecycle`, `value_tiers`, `engagement`, `predictions`). -#}
 
 with
 
@@ -13,6 +14,12 @@ profiles as (
 engagement as (
 
     select * from {{ ref('int_customers__email_engagement') }}
+
+),
+
+predictions as (
+
+    select customer_key, churn_risk from {{ ref('customer_predictions') }}
 
 ),
 
@@ -79,14 +86,32 @@ scored as (
             when engagement.recent_sent > 0 then 'not_opening'
             else 'dormant'
         end as engagement_segment,
-        profiles.favorite_category as top_category
+        profiles.favorite_category as top_category,
+        case
+            when buyers.customer_key is null then 'none'
+            else coalesce(predictions.churn_risk, 'unknown')
+        end as churn_risk
     from profiles
     left join buyers using (customer_key)
     left join {{ ref('rfm_segments') }} as grid
         on grid.recency_score = buyers.recency_score
         and grid.frequency_score = buyers.frequency_score
     left join engagement using (customer_key)
+    left join predictions using (customer_key)
 
 )
 
-select * from scored
+{%- set settings = var('predictions') %}
+
+select
+    *,
+    case
+        when churn_risk = 'none' then 'prospect'
+        when churn_risk = 'unknown' then 'unpredicted'
+        when churn_risk in ('{{ settings['at_risk_levels'] | join("', '") }}')
+            and value_tier in ('{{ settings['high_value_tiers'] | join("', '") }}')
+            then 'high_value_at_risk'
+        when churn_risk = 'high' then 'at_risk'
+        else 'stable'
+    end as retention_segment
+from scored

@@ -1,15 +1,15 @@
 {#- One row per segment of each segment type: who is in it, and a description written from
     what sets the segment apart from the whole base. Every person gets traits (gender, age
     band, B2B, gift buyer, device, favourite category, country, acquisition medium, shopping
-    offline, buying again, opening emails, and the segments of the other types); a trait
-    describes a segment when its share there is at least `personas.min_share` and at least
+    offline, buying again, opening emails, churn risk and the segments of the other types);
+    a trait describes a segment when its share there is at least `personas.min_share` and at least
     `personas.min_lift` times its share in the base. The `personas.traits` strongest lifts
     are named with their numbers; the segment's name leads, so no two descriptions of one
     segment type are alike. -#}
 
 {%- set settings = var('personas') %}
 {%- set segment_types = ['rfm_segment', 'lifecycle_stage', 'value_tier', 'engagement_segment',
-                         'customer_type', 'buyer_group'] %}
+                         'customer_type', 'buyer_group', 'churn_risk', 'retention_segment'] %}
 {%- set currency = env_var('CDP_REPORTING_CURRENCY', 'USD') | upper %}
 
 with
@@ -22,6 +22,8 @@ members as (
         segments.lifecycle_stage,
         segments.value_tier,
         segments.engagement_segment,
+        segments.churn_risk,
+        segments.retention_segment,
         profiles.customer_type,
         profiles.buyer_group,
         profiles.age,
@@ -91,13 +93,14 @@ traits as (
     select customer_key, 'frequency', 'buying again' from members where orders >= 2
     union all
     select customer_key, 'email', 'opening emails' from members where emails_opened > 0
-    {%- for segment_type in ['lifecycle_stage', 'value_tier', 'engagement_segment'] %}
+    {%- for segment_type in ['lifecycle_stage', 'value_tier', 'engagement_segment',
+                             'churn_risk'] %}
     union all
     select customer_key, '{{ segment_type }}',
            '{{ segment_type.replace("_", " ") }} ' || replace({{ segment_type }}, '_', ' ')
     from members
     -- "not a buyer yet" is said once, below, not as a trait
-    where {{ segment_type }} not in ('prospect', 'none')
+    where {{ segment_type }} not in ('prospect', 'none', 'unknown')
     {%- endfor %}
 
 ),
@@ -126,6 +129,7 @@ segment_traits as (
                  and traits.family in ('lifecycle_stage', 'frequency'))
         and not (by_type.segment_type = 'value_tier' and traits.family = 'frequency')
         and not (by_type.segment_type = 'engagement_segment' and traits.family = 'email')
+        and not (by_type.segment_type = 'retention_segment' and traits.family = 'value_tier')
     group by by_type.segment_type, by_type.segment, traits.family, traits.trait
 
 ),

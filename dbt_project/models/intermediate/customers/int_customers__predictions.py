@@ -1,0 +1,17 @@
+"""Predicted purchases, spend and churn risk per buyer (orchestration/predictions.py: BG/NBD and
+Gamma-Gamma from pymc-marketing). A Python model because the models come from a library; the
+`customer_predictions` mart types the columns under a contract. Every row carries the fit
+(parameters, convergence, seconds) as JSON, which the Dagster asset shows as metadata."""
+
+from orchestration.predictions import predict
+
+
+def model(dbt, session):
+    dbt.config(materialized="table")
+    history = dbt.ref("int_customers__purchase_history").df()
+    predictions, _ = predict(
+        history,
+        min_repeat_buyers=int(dbt.config.get("min_repeat_buyers")),
+        monthly_discount_rate=float(dbt.config.get("monthly_discount_rate")),
+    )
+    return predictions

@@ -2,8 +2,9 @@
 
     python bench/generate.py --persons 1000000 --out /tmp/cdp-scale [--postgres URL]
 
-Per million persons: ~30M GA4 events over 30 days (Parquet and gzipped NDJSON shards), ~2M
-orders with ~5M items, ~5M email events, 1.5M shop accounts, survey answers for 20% of
+Per million persons: ~30M GA4 events over 30 days (Parquet and gzipped NDJSON shards; item
+views, cart adds and purchases carry a product), ~2M orders in USD, EUR, GBP and CAD with ~5M
+items, weekday exchange rates, ~5M email events, 1.5M shop accounts, survey answers for 20% of
 persons. The shop tables go to a SQLite file (`shop.sqlite`) and, with --postgres, to schema
 `shop` of that database. Deterministic for a given --persons (DuckDB `setseed` + hashes).
 """
@@ -29,6 +30,19 @@ FIRST_DAY = "2026-09-22"
 def _h(expr: str, salt: int) -> str:
     """A deterministic pseudo-random number in [0, 1) from an integer expression."""
     return f"((hash(({expr}) * 7919 + {salt}) % 1000000) / 1000000.0)"
+
+
+def _active_spell_time(person: str, fraction: str) -> str:
+    """A time `fraction` of the way through the person's active spell: buyers start at some
+    point of the two years, and half stop after a spell of some months (150 days on
+    average)."""
+    end = "timestamptz '2026-10-21 00:00:00+00'"
+    start = f"(timestamptz '2024-10-01 00:00:00+00' + ({_h(person, 14)} * 600) * interval 1 day)"
+    spell = (
+        f"case when {_h(person, 15)} < 0.5 then {end} - {start} "
+        f"else least({end} - {start}, (-150 * ln(1 - {_h(person, 16)})) * interval 1 day) end"
+    )
+    return f"date_trunc('second', {start} + {fraction} * ({spell}))"
 
 
 def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
@@ -73,9 +87,13 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
         from range(2000) t(i)
     """)
     orders = persons * 2
+    # Buyers as the purchase models see them: rates differ from person to person (a skewed
+    # draw of the buyer), each buyer starts at some point of the two years, and half stop
+    # after a spell of some months; an order falls somewhere in its buyer's active spell.
+    buyer = f"least({persons} - 1, floor({persons} * pow({_h('o', 13)}, 1.6)))::bigint"
     con.execute(f"""
         create or replace table orders as
-        with o as (select o, (hash(o) % {persons}) as p from range({orders}) t(o))
+        with o as (select o, {buyer} as p from range({orders}) t(o))
         select 10000000 + o.o as order_id,
                case when ps.registered and hash(o.o) % 10 < 8 then 1000000 + ps.p end
                    as customer_id,
@@ -87,10 +105,12 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
                 'cancelled','refunded','delivered'][1 + (hash(o.o + 3) % 10)::int] as status,
                ['web','web','app','store','phone'][1 + (hash(o.o + 4) % 5)::int] as channel,
                hash(o.o + 5) % 10 = 0 as is_gift,
-               round(10 + (hash(o.o + 6) % 30000) / 100.0, 2)::decimal(12, 2) as total_amount,
-               'USD' as currency,
-               timestamptz '2024-10-01 00:00:00+00' + (hash(o.o + 7) % 63072000) * interval 1 second
-                   as ordered_at,
+               -- some buyers spend more than others on average
+               round((10 + (hash(o.o + 6) % 30000) / 100.0) * (0.4 + 1.2 * {_h("ps.p", 17)}), 2)
+                   ::decimal(12, 2) as total_amount,
+               case ps.country when 'GB' then 'GBP' when 'CA' then 'CAD'
+                    when 'US' then 'USD' else 'EUR' end as currency,
+               {_active_spell_time("ps.p", _h("o.o", 7))} as ordered_at,
                timestamptz '2026-10-21 00:00:00+00' - (hash(o.o + 8) % 40000000) * interval 1 second
                    as updated_at
         from o join persons as ps using (p)
@@ -99,8 +119,8 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
     # checkout page would: k-th order of person p.
     con.execute(f"""
         create or replace table person_orders as
-        select hash(o) % {persons} as p, 10000000 + o as order_id,
-               row_number() over (partition by hash(o) % {persons} order by o) - 1 as k
+        select {buyer} as p, 10000000 + o as order_id,
+               row_number() over (partition by {buyer} order by o) - 1 as k
         from range({orders}) t(o)
     """)
     con.execute("""
@@ -120,7 +140,7 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
     con.execute(f"""
         create or replace table email_events as
         select 1 + e as event_id, ps.email,
-               'cmp_' || (e % 40) as campaign_id, ['A','B'][1 + (e % 2)] as variant,
+               'cmp_' || (e % 40) as campaign_id, ['A','B'][1 + (hash(e + 5) % 2)::int] as variant,
                ['sent','sent','open','open','click','bounce','sent','open','sent','unsubscribe']
                    [1 + (hash(e) % 10)::int] as event_type,
                timestamptz '2026-04-01 00:00:00+00' + (hash(e + 1) % 17000000) * interval 1 second
@@ -179,7 +199,16 @@ def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
                    d.platform,
                    case when hash(i * 7 + {day}) % 8 = 7 and po.order_id is not null
                         then struct_pack(transaction_id := po.order_id::varchar,
-                                         purchase_revenue := 42.0) end as ecommerce
+                                         purchase_revenue := 42.0) end as ecommerce,
+                   -- one product per item view, cart add and purchase; a person keeps to a
+                   -- few categories (the product's id follows the person's category)
+                   case when hash(i * 7 + {day}) % 8 in (4, 5, 7)
+                        then [struct_pack(
+                            item_id := 'SKU-' || lpad((1 + (d.p % 8 + 8 * (hash(i) % 250))
+                                % 2000)::varchar, 6, '0'),
+                            item_name := null::varchar, item_category := null::varchar,
+                            price := 20.0, quantity := 1::bigint)]
+                        else [] end as items
             from e join devices_n as d using (n) join persons as p using (p)
             left join person_orders as po
                 on po.p = p.p and po.k = hash(i + {day}) % greatest(p.n_orders, 1)
@@ -227,6 +256,15 @@ def write_sheets(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> Non
         to '{sheets}/survey_responses.csv' (header true)
     """)
     shutil.copy(SEEDS_DIR / "sheets" / "b2b_accounts.csv", sheets / "b2b_accounts.csv")
+    con.execute(f"""
+        copy (select strftime(day, '%Y-%m-%d') as rate_date, currency,
+                     round(level * (1 + 0.02 * sin(epoch(day) / 2e6)), 4) as rate
+              from range(date '2024-09-01', date '2026-12-01', interval 1 day) t(day),
+                   (values ('EUR', 1.08), ('GBP', 1.27), ('CAD', 0.73)) r(currency, level)
+              where dayofweek(day) between 1 and 5
+              order by 1, 2)
+        to '{sheets}/fx_rates.csv' (header true)
+    """)
     con.execute(f"""
         copy (select '2026-10-01 10:00:00' as requested_at, email, '' as phone,
                      case when p % 2 = 0 then 'erasure' else 'marketing_opt_out' end

@@ -58,7 +58,7 @@ def scale(persons: int) -> None:
     build(con, persons)
     buyers = history(con)
     print(
-        f"{persons:,} persons: {len(buyers):,} buyers with an account, "
+        f"{persons:,} persons: {len(buyers):,} buyers, "
         f"{int((buyers.frequency > 0).sum()):,} repeat buyers "
         f"(history built in {time.perf_counter() - started:.1f} s)"
     )

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from orchestration.defs.sheets.extract import TABS
 from orchestration.defs.shop.demo import load_shop_seeds
 
 AS_OF = dt.date(2026, 10, 22)
@@ -387,7 +388,7 @@ def write_sources(root: Path, seed: int = SEED) -> Sources:
     sheets = root / "sheets"
     sheets.mkdir()
     rates = _fx_rates(gen.rng)
-    _write(sheets / "fx_rates.csv", rates, ["rate_date", "currency", "rate"])
+    _write(sheets / "fx_rates.csv", rates, TABS["fx_rates"])
     _write(
         sheets / "b2b_accounts.csv",
         [
@@ -401,7 +402,7 @@ def write_sources(root: Path, seed: int = SEED) -> Sources:
         ],
         ["company_name", "email_domain", "industry", "company_size", "account_manager"],
     )
-    _write(sheets / "privacy_requests.csv", [], ["requested_at", "email", "phone", "request_type"])
+    _write(sheets / "privacy_requests.csv", [], TABS["privacy_requests"])
     _write(
         sheets / "survey_responses.csv",
         [
@@ -415,21 +416,7 @@ def write_sources(root: Path, seed: int = SEED) -> Sources:
                 "buys_for": "self",
             }
         ],
-        [
-            "submitted_at",
-            "email",
-            "phone",
-            "age",
-            "gender",
-            "education",
-            "profession",
-            "income_band",
-            "interests",
-            "values",
-            "lifestyle",
-            "preferred_channel",
-            "buys_for",
-        ],
+        TABS["survey_responses"],
     )
     return Sources(
         f"sqlite:///{database}", sheets, gen.persons, gen.arms, gen.events, gen.orders, rates

@@ -56,10 +56,11 @@ def publish_marts(
             con.execute(f"create table published.main.{name} as {select}", [mask_salt] * salts)
             counts[name] = scalar(con, f"select count(*) from published.main.{name}")
         con.execute(RUN_QUALITY_DDL)
-        con.executemany(
-            f"insert into published.main.run_quality values ({', '.join(['?'] * 10)})",
-            list(quality),
-        )
+        if quality:
+            con.executemany(
+                f"insert into published.main.run_quality values ({', '.join(['?'] * 10)})",
+                list(quality),
+            )
         con.execute("detach warehouse")
         con.execute("checkpoint published")
         con.execute("detach published")

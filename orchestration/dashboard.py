@@ -365,6 +365,11 @@ def render_page(con: duckdb.DuckDBPyConnection, slug: str, params: dict | None =
         try:
             cursor = con.execute(sql, wanted)
             results[name] = Result(name, [d[0] for d in cursor.description], cursor.fetchall())
+        except duckdb.CatalogException as exc:
+            raise DashboardError(
+                f"{path.relative_to(REPO_ROOT)}, query {name}: {exc}\n(marts published by an "
+                "older version lack this table or column: `cdp run` publishes them anew)"
+            ) from exc
         except duckdb.Error as exc:
             raise DashboardError(f"{path.relative_to(REPO_ROOT)}, query {name}: {exc}") from exc
     body = SQL_BLOCK.sub(lambda m: _sql_details(m.group(1), m.group(2)), body)

@@ -46,6 +46,13 @@ def test_a_build_without_published_marts_says_how_to_make_them(tmp_path):
     assert "no published marts" in done.stderr and "`cdp run`" in done.stderr
     serve = cdp(tmp_path / "data", "dashboard", "serve", "--port", "0")
     assert serve.returncode == 1 and "cdp dashboard build" in serve.stderr
+    # marts from before a table the pages read: the page, the query and the fix are named
+    (tmp_path / "data").mkdir()
+    duckdb.connect(str(tmp_path / "data" / "marts.duckdb")).close()
+    old = cdp(tmp_path / "data", "dashboard", "build")
+    assert old.returncode == 1
+    assert "dashboard/pages/index.md, query overview" in old.stderr
+    assert "`cdp run` publishes them anew" in old.stderr
 
 
 def test_publish_pii_accepts_only_on_and_off():

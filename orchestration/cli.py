@@ -1,4 +1,5 @@
-"""`cdp run`: the whole pipeline once, through Dagster, with the definitions the UI shows."""
+"""`cdp run`: the whole pipeline once, through Dagster, with the definitions the UI shows.
+`cdp dashboard build|serve`: the marts as web pages; `cdp hash`: a value as masked marts hold it."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ def _instance(data_dir) -> dg.DagsterInstance:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "dashboard":
+        return dashboard(args)
+    if args.command == "hash":
+        return hash_identifier(args)
     settings = load_settings()
     os.environ["CDP_DATA_DIR"] = str(settings.data_dir)  # absolute for dbt and every step
     print(f"cdp: data dir {settings.data_dir}", flush=True)
@@ -93,6 +98,49 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     return 1
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    from orchestration import dashboard as site
+
+    settings = load_settings()
+    try:
+        if args.action == "build":
+            started = time.perf_counter()
+            target, pages = site.build(settings)
+            seconds = time.perf_counter() - started
+            print(f"cdp: dashboard built in {seconds:.1f}s: {len(pages)} pages in {target}")
+            print("     see it with: cdp dashboard serve")
+        else:
+            site.serve(settings, args.port)
+    except site.DashboardError as exc:
+        print(f"cdp: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def hash_identifier(args: argparse.Namespace) -> int:
+    """What a masked publication (CDP_PUBLISH_PII=off) holds instead of an email or phone."""
+    from orchestration.defs.identity.erasure import privacy_salt
+    from orchestration.defs.privacy.masking import identifier_hash
+
+    settings = load_settings()
+    if not settings.privacy_salt and not (settings.data_dir / "privacy.salt").exists():
+        print(
+            f"cdp: no salt in {settings.data_dir} (privacy.salt) and CDP_PRIVACY_SALT is not "
+            "set: hash with the CDP_DATA_DIR of the run that published the marts",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        _, digest = identifier_hash(
+            privacy_salt(settings.data_dir), args.value, settings.default_phone_region
+        )
+    except ValueError as exc:
+        print(f"cdp: {exc}", file=sys.stderr)
+        return 1
+    print(digest)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdp", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "--log-level", default="INFO", help="console log level with -v (DEBUG, INFO, WARNING)"
     )
+    board = commands.add_parser("dashboard", help="the published marts as web pages")
+    actions = board.add_subparsers(dest="action", required=True)
+    actions.add_parser(
+        "build", help="build the pages from marts.duckdb into $CDP_DATA_DIR/dashboard/"
+    )
+    serve = actions.add_parser("serve", help="serve the built pages, and the lookup, on 127.0.0.1")
+    serve.add_argument("--port", type=int, default=3000, help="port (default 3000)")
+    hasher = commands.add_parser(
+        "hash",
+        help="print an email's or phone's hash, as marts published with CDP_PUBLISH_PII=off "
+        "hold it (to look a person up)",
+    )
+    hasher.add_argument("value", help="an email address or a phone number")
     return parser
 
 

@@ -3,6 +3,7 @@ models: `python -m orchestration.reference` rewrites it, a test checks it is cur
 
 from __future__ import annotations
 
+import re
 import sys
 
 import yaml
@@ -43,9 +44,12 @@ def render_marts() -> str:
         f"{sources}; edit the YAML, not this file. -->",
         "",
         "After every run whose blocking checks all passed, these tables are copied into a new "
-        "file that replaces `$CDP_DATA_DIR/marts.duckdb` atomically (schema `main`). BI tools "
-        "open it read-only. Column types are enforced by dbt contracts: a change fails the "
-        "build instead of surprising a dashboard.",
+        "file that replaces `$CDP_DATA_DIR/marts.duckdb` atomically (schema `main`), written "
+        "in DuckDB 1.4's storage format. BI tools open it read-only. Column types are enforced "
+        "by dbt contracts: a change fails the build instead of surprising a dashboard. With "
+        "`CDP_PUBLISH_PII=off`, `email` and `phone` (and the email and phone values of "
+        "`customer_identities`) hold salted SHA-256 hashes, and `first_name`, `last_name` and "
+        "`birth_date` are null.",
         "",
     ]
     for name in PUBLISHED_MARTS:
@@ -58,7 +62,28 @@ def render_marts() -> str:
                 f"{_cell(column.get('description'))} | {_cell(_tests(column))} |"
             )
         lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines + _run_quality())
+
+
+def _run_quality() -> list[str]:
+    """The table the publication writes itself, not a dbt model: documented from its DDL."""
+    from orchestration.defs.publish.assets import RUN_QUALITY_DDL, RUN_QUALITY_DOC
+
+    types = dict(re.findall(r"^\s+(\w+) (\w+)", RUN_QUALITY_DDL, flags=re.M))
+    lines = [
+        "## `run_quality`",
+        "",
+        "Written by the publication (`orchestration/defs/publish/assets.py`), not by dbt: the "
+        "publishing run's checks, the quarantine by table and rule (counts only) and the "
+        "freshness of every raw source table, for the dashboard's data quality page.",
+        "",
+        "| column | type | description | tested |",
+        "|---|---|---|---|",
+    ]
+    for column, description in RUN_QUALITY_DOC.items():
+        lines.append(f"| `{column}` | {types[column]} | {_cell(description)} |  |")
+    lines.append("")
+    return lines
 
 
 def main() -> int:

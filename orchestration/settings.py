@@ -32,6 +32,7 @@ class Settings:
     source_timeout_seconds: float  # one call to a source, retries and waits included
     duckdb_memory_limit: str
     privacy_salt: str | None  # None: a random salt kept in the data dir
+    publish_pii: bool  # False: marts.duckdb holds personal data only as salted hashes
     alert_webhook_url: str | None
     schedules_on: bool
     nightly_cron: str
@@ -96,6 +97,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         source_timeout_seconds=_positive_seconds(env, "CDP_SOURCE_TIMEOUT_SECONDS", 300.0),
         duckdb_memory_limit=env.get("CDP_DUCKDB_MEMORY_LIMIT") or "40%",
         privacy_salt=env.get("CDP_PRIVACY_SALT") or None,
+        publish_pii=_on_off(env, "CDP_PUBLISH_PII", True),
         alert_webhook_url=env.get("CDP_ALERT_WEBHOOK_URL") or None,
         schedules_on=env.get("CDP_SCHEDULES") == "on",
         nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
@@ -108,6 +110,16 @@ def _currency_code(env, name: str, default: str) -> str:
     if len(value) != 3 or not value.isalpha():
         raise ValueError(f"{name}={env.get(name)!r}: expected an ISO 4217 code such as USD")
     return value
+
+
+def _on_off(env, name: str, default: bool) -> bool:
+    """A typo must not publish personal data: only `on` and `off` are accepted."""
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise ValueError(f"{name}={env.get(name)!r}: expected on or off")
+    return value == "on"
 
 
 def _positive_seconds(env, name: str, default: float) -> float:

@@ -5,6 +5,7 @@ new one in full, never a mix, and never block the nightly writer.
 """
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -12,11 +13,18 @@ import duckdb
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.defs.identity.erasure import DDL as PRIVACY_DDL
+from orchestration.defs.identity.erasure import privacy_salt
 from orchestration.defs.identity.normalize import register as register_phone_functions
+from orchestration.defs.privacy.masking import masked_select
 from orchestration.defs.privacy.traces import compact_warehouse
 from orchestration.resources import WarehouseResource
+from orchestration.settings import load_settings
 from orchestration.warehouse import connect as connect_warehouse
 from orchestration.warehouse import replace_durably, scalar
+
+# The file is written in a format DuckDB 1.4 and later read: BI tools bundle older DuckDB
+# releases than ours (Evidence's connector 1.4), and cannot open a file in a newer format.
+STORAGE_VERSION = "v1.4.0"
 
 COMPACTIONS_DDL = (
     PRIVACY_DDL
@@ -26,20 +34,138 @@ create table if not exists privacy.compactions (compacted_at timestamptz not nul
 )
 
 
-def publish_marts(warehouse_path: Path, marts_path: Path) -> dict[str, int]:
-    """Copy the marts into `<marts>.new`, flush it to disk, then rename it over `marts_path`."""
+def publish_marts(
+    warehouse_path: Path,
+    marts_path: Path,
+    quality: list[tuple] = (),
+    mask_salt: str | None = None,
+) -> dict[str, int]:
+    """Copy the marts, and the run's quality in `run_quality`, into `<marts>.new`, flush it
+    to disk, then rename it over `marts_path`. With `mask_salt`, personal data is published
+    only as salted hashes or nulls (privacy/masking.py)."""
     staging = marts_path.with_name(marts_path.name + ".new")
     staging.unlink(missing_ok=True)
     counts = {}
-    with duckdb.connect(str(staging)) as con:
+    with duckdb.connect() as con:
+        con.execute(f"attach '{staging}' as published (storage_version '{STORAGE_VERSION}')")
         con.execute(f"attach '{warehouse_path}' as warehouse (read_only)")
         for name in PUBLISHED_MARTS:
-            con.execute(f"create table main.{name} as select * from warehouse.marts.{name}")
-            counts[name] = con.execute(f"select count(*) from main.{name}").fetchall()[0][0]
+            select, salts = masked_select(name, f"warehouse.marts.{name}")
+            if mask_salt is None:
+                select, salts = f"select * from warehouse.marts.{name}", 0
+            con.execute(f"create table published.main.{name} as {select}", [mask_salt] * salts)
+            counts[name] = scalar(con, f"select count(*) from published.main.{name}")
+        con.execute(RUN_QUALITY_DDL)
+        if quality:
+            con.executemany(
+                f"insert into published.main.run_quality values ({', '.join(['?'] * 10)})",
+                list(quality),
+            )
         con.execute("detach warehouse")
-        con.execute("checkpoint")
+        con.execute("checkpoint published")
+        con.execute("detach published")
     replace_durably(staging, marts_path)
     return counts
+
+
+# docs/marts.md's section on it is written by orchestration/reference.py from RUN_QUALITY_DOC.
+RUN_QUALITY_DDL = """
+create table published.main.run_quality (
+    run_id varchar not null,
+    published_at timestamptz not null,
+    kind varchar not null,
+    subject varchar not null,
+    name varchar,
+    outcome varchar,
+    rows bigint,
+    rows_this_run bigint,
+    latest_at timestamptz,
+    detail varchar
+)
+"""
+RUN_QUALITY_DOC = {
+    "run_id": "The Dagster run that published the file.",
+    "published_at": "When it was published.",
+    "kind": "check (one row per check the run evaluated), quarantine (one row per table and "
+    "rule with quarantined rows) or freshness (one row per raw source table).",
+    "subject": "The checked asset (marts/customer_profiles), or the source table "
+    "(raw_shop.orders).",
+    "name": "The check's name, or the quarantine rule; null for freshness.",
+    "outcome": "For a check: passed, failed (blocking) or warning; null otherwise.",
+    "rows": "Quarantine: rows the table's rule holds in quarantine; freshness: the table's rows.",
+    "rows_this_run": "Quarantine: of them, rows quarantined by this run.",
+    "latest_at": "Quarantine: the latest rejection; freshness: the latest time in the data "
+    "(GA4 event, shop update or event), else the latest load.",
+    "detail": "The check's description; for freshness, when the table was last loaded.",
+}
+
+
+def run_quality(context: dg.AssetExecutionContext, warehouse_path: Path) -> list[tuple]:
+    """The run's checks, the quarantine by table and rule, and each source table's freshness,
+    as the rows of `run_quality`: what the dashboard's data quality page shows, so that it
+    never has to open the build warehouse. Counts only: no quarantined record is copied."""
+    now = datetime.now(UTC)
+    run_id = context.run_id
+    rows = []
+    for record in context.instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        check = event.event_specific_data
+        outcome = (
+            "passed"
+            if check.passed
+            else "failed"
+            if check.severity == dg.AssetCheckSeverity.ERROR
+            else "warning"
+        )
+        subject = check.asset_key.to_user_string()
+        rows.append(
+            (run_id, now, "check", subject, check.check_name, outcome, None, None, None)
+            + (check.description,)
+        )
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        rows += con.execute(
+            """
+            select ?, ?, 'quarantine', source || '.' || table_name, rule, null, count(*),
+                   count(*) filter (where run_id = ?), max(rejected_at), null
+            from quarantine.rejected_rows group by all order by 4, 5
+            """,
+            [run_id, now, run_id],
+        ).fetchall()
+        tables = con.execute(
+            """
+            select table_schema || '.' || table_name,
+                   list(column_name) filter (where column_name in
+                       ('event_timestamp', 'updated_at', 'occurred_at', '_loaded_at'))
+            from information_schema.columns
+            where table_schema in ('raw_ga4', 'raw_shop', 'raw_sheets')
+              and not starts_with(table_name, '_')
+            group by 1 order by 1
+            """
+        ).fetchall()
+        for table, columns in tables:
+            rows.append((run_id, now, "freshness", table, *_freshness(con, table, columns)))
+    return rows
+
+
+def _freshness(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> tuple:
+    """(name, outcome, rows, rows_this_run, latest_at, detail) of one raw table."""
+    data_time = (
+        "make_timestamp(max(event_timestamp)::bigint)::timestamptz"
+        if "event_timestamp" in columns
+        else "max(try_cast(updated_at as timestamptz))"
+        if "updated_at" in columns
+        else "max(try_cast(occurred_at as timestamptz))"
+        if "occurred_at" in columns
+        else "max(_loaded_at)"
+    )
+    loaded = "max(_loaded_at)" if "_loaded_at" in columns else "null"
+    count, latest, last_loaded = con.execute(
+        f"select count(*), {data_time}, {loaded} from {table}"
+    ).fetchone()
+    detail = f"loaded {last_loaded:%Y-%m-%d %H:%M} UTC" if last_loaded else None
+    return None, None, count, None, latest, detail
 
 
 def run_problems(context: dg.AssetExecutionContext) -> list[str]:
@@ -85,12 +211,17 @@ def published_marts(
     marts_path = Path(warehouse.data_dir) / "marts.duckdb"
     started = time.perf_counter()
     compacted = compact_after_erasure(warehouse.path)
-    counts = publish_marts(warehouse.path, marts_path)
+    settings = load_settings()
+    mask_salt = None if settings.publish_pii else privacy_salt(Path(warehouse.data_dir))
+    quality = run_quality(context, warehouse.path)
+    counts = publish_marts(warehouse.path, marts_path, quality, mask_salt)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(marts_path)),
             "tables": counts,
             "warehouse_compacted_after_erasure": compacted,
+            "personal_data": "published" if settings.publish_pii else "masked",
+            "run_quality_rows": len(quality),
             "seconds": round(time.perf_counter() - started, 2),
         }
     )

@@ -3,6 +3,10 @@
     retention segment it gives with the value tier. Thresholds: dbt_project.yml vars
     (`lifecycle`, `value_tiers`, `engagement`, `predictions`). -#}
 
+{%- set predictions = var('predictions') %}
+{%- set at_risk_levels = "'" ~ predictions['at_risk_levels'] | join("', '") ~ "'" %}
+{%- set high_value_tiers = "'" ~ predictions['high_value_tiers'] | join("', '") ~ "'" %}
+
 with
 
 profiles as (
@@ -101,15 +105,12 @@ scored as (
 
 )
 
-{%- set settings = var('predictions') %}
-
 select
     *,
     case
         when churn_risk = 'none' then 'prospect'
         when churn_risk = 'unknown' then 'unpredicted'
-        when churn_risk in ('{{ settings['at_risk_levels'] | join("', '") }}')
-            and value_tier in ('{{ settings['high_value_tiers'] | join("', '") }}')
+        when churn_risk in ({{ at_risk_levels }}) and value_tier in ({{ high_value_tiers }})
             then 'high_value_at_risk'
         when churn_risk = 'high' then 'at_risk'
         else 'stable'

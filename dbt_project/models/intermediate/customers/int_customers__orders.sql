@@ -5,7 +5,7 @@
     `fx_max_rate_age_days` old; without one its `reporting_amount` is null, and the blocking
     check `fx_rates_cover_orders` stops the run before anything is published. -#}
 
-{%- set reporting_currency = env_var('CDP_REPORTING_CURRENCY', 'USD') | upper %}
+{%- set reporting_currency = reporting_currency() %}
 
 with
 

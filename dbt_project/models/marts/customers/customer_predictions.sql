@@ -28,7 +28,7 @@ select
     predictions.expected_orders_90d,
     round(predictions.expected_avg_order_value, 2)::decimal(18, 2) as expected_avg_order_value,
     round(predictions.predicted_clv_12m, 2)::decimal(18, 2) as predicted_clv_12m,
-    '{{ env_var('CDP_REPORTING_CURRENCY', 'USD') | upper }}' as currency,
+    '{{ reporting_currency() }}' as currency,
     case
         when predictions.p_alive is null then null
         when predictions.p_alive < {{ risk['high_below'] }} then 'high'

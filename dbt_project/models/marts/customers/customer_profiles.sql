@@ -147,7 +147,7 @@ joined as (
         coalesce(web.sessions, 0) as sessions,
         coalesce(web.page_views, 0) as page_views,
         coalesce(purchases.orders, 0) as orders,
-        '{{ env_var('CDP_REPORTING_CURRENCY', 'USD') | upper }}' as currency,
+        '{{ reporting_currency() }}' as currency,
         coalesce(purchases.revenue, 0)::decimal(18, 2) as revenue,
         purchases.avg_order_value::decimal(18, 2) as avg_order_value,
         coalesce(purchases.gift_orders, 0) as gift_orders,

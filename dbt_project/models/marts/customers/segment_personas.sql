@@ -10,7 +10,7 @@
 {%- set settings = var('personas') %}
 {%- set segment_types = ['rfm_segment', 'lifecycle_stage', 'value_tier', 'engagement_segment',
                          'customer_type', 'buyer_group', 'churn_risk', 'retention_segment'] %}
-{%- set currency = env_var('CDP_REPORTING_CURRENCY', 'USD') | upper %}
+{%- set currency = reporting_currency() %}
 
 with
 

@@ -216,7 +216,10 @@ def test_readme_ui_command_shows_the_definitions_and_the_runs_cdp_recorded(demo_
     statuses = [r["status"] for r in data["runsOrError"]["results"]]
     assert statuses and set(statuses) == {"SUCCESS"}  # the runs `cdp run` recorded
     assert "does not match the name" not in output  # the code location is named once
-    assert "WARNING" not in output and "does not match" not in output, output
+    # What `dg dev` says while going down after the signal is not about the project: a code
+    # server may exit before the supervisor notices the shutdown and warn that it restarts it.
+    startup = re.split(r"KeyboardInterrupt received|Shutting down Dagster", output)[0]
+    assert "WARNING" not in startup and "does not match" not in startup, output
 
 
 def test_the_marts_reference_is_current_with_the_dbt_models():

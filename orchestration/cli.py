@@ -119,7 +119,7 @@ def dashboard(args: argparse.Namespace) -> int:
 
 def hash_identifier(args: argparse.Namespace) -> int:
     """What a masked publication (CDP_PUBLISH_PII=off) holds instead of an email or phone."""
-    from orchestration.defs.identity.erasure import privacy_salt
+    from orchestration.defs.privacy.erasure import privacy_salt
     from orchestration.defs.privacy.masking import identifier_hash
 
     settings = load_settings()

@@ -26,9 +26,8 @@ STEPS = {
     "raw_ga4__events": ("extract", "GA4 export -> raw_ga4.events"),
     "shop_tables": ("extract", "shop database -> raw_shop"),
     "sheets_tabs": ("extract", "Google Sheets -> raw_sheets"),
-    "dbt_prepare": ("dbt", "staging and identity inputs"),
-    "identity_stitching": ("identity", "stitching and erasure"),
-    "dbt_marts": ("dbt", "customers and marts"),
+    "privacy__erased_identifiers": ("privacy", "erasure requests"),
+    "dbt_build": ("dbt", "staging, identity, marts"),
     "privacy__access_exports": ("privacy", "access exports"),
     "published__marts": ("publish", "marts.duckdb"),
 }
@@ -136,11 +135,11 @@ class _Progress(logging.Handler):
                 f"{self.tables[step]} table(s), {self.loaded[step]:,} rows loaded, "
                 f"{self.quarantined[step]:,} quarantined"
             )
-        if step.startswith("dbt_"):
+        if step == "dbt_build":
             tests = sum(n for (s, _), n in self.checks.items() if s == step)
-            return f"{self.tables[step]} models, {tests} tests"
-        if step == "identity_stitching":
-            return f"{meta.get('persons', 0):,} persons, {meta.get('persons_erased', 0)} erased"
+            return f"{self.tables[step]} models, {tests} tests, {meta.get('persons', 0):,} persons"
+        if step == "privacy__erased_identifiers":
+            return f"{meta.get('persons_erased', 0)} person(s) erased"
         if step == "privacy__access_exports":
             return f"{meta.get('exports_written', 0)} written"
         return ""

@@ -97,7 +97,7 @@ def test_failing_dbt_test_builds_nothing_downstream_and_publishes_nothing(publis
         built = con.execute("select count(*) from marts.customer_profiles").fetchall()[0][0]
     result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))
     assert result.returncode == 1
-    assert "dbt_prepare" in result.stderr
+    assert "dbt_build" in result.stderr
     assert file_hash(data_dir / "marts.duckdb") == before
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         # identity and marts were not rebuilt from the bad data
@@ -178,7 +178,7 @@ def test_killed_run_then_rerun_gives_the_clean_result(published, tmp_path):
     )
     deadline = time.monotonic() + 300
     for line in run.stdout:  # wait until dbt builds the marts, then kill everything
-        if "dbt_marts" in line and "dbt build" in line or time.monotonic() > deadline:
+        if "dbt_build" in line and "dbt build" in line or time.monotonic() > deadline:
             break
     os.killpg(run.pid, signal.SIGKILL)
     run.wait(timeout=60)

@@ -102,7 +102,7 @@ def test_readme_launch_configs_are_valid_for_the_nightly_job():
     configs = launch_configs()
     documented = {(op, key) for c in configs for op, v in c["ops"].items() for key in v["config"]}
     assert {("raw_ga4__events", "reload_days"), ("raw_ga4__events", "full_refresh")} <= documented
-    assert {("shop_tables", "full_refresh"), ("dbt_prepare", "full_refresh")} <= documented
+    assert {("shop_tables", "full_refresh"), ("dbt_build", "full_refresh")} <= documented
     job = defs().resolve_job_def("nightly")
     for config in configs:
         assert dg.validate_run_config(job, config)

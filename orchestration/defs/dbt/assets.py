@@ -1,5 +1,5 @@
-"""dbt, wired twice around the identity step: `dbt_prepare` builds staging and the identity
-inputs, the `identity_stitching` asset clusters them, `dbt_marts` builds the marts on top."""
+"""The dbt project as Dagster assets: one `dbt build` from staging through identity stitching
+to the marts, after the extracts and the erasure step."""
 
 import os
 from collections.abc import Mapping
@@ -13,16 +13,9 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from orchestration.defs.dbt.marts import mart_metadata
+from orchestration.defs.dbt.marts import IDENTITIES, PUBLISHED_MARTS, mart_metadata
 from orchestration.defs.dbt.project import dbt_env, dbt_project
 from orchestration.resources import WarehouseResource
-
-PREPARE = "path:models/staging path:models/intermediate/identity"
-MARTS = (
-    "path:models/intermediate/customers path:models/intermediate/campaigns path:models/marts "
-    "path:seeds"
-)
-
 
 class CdpTranslator(DagsterDbtTranslator):
     """dbt models are grouped by layer folder (staging, intermediate, marts)."""
@@ -35,53 +28,58 @@ class CdpTranslator(DagsterDbtTranslator):
         return spec
 
 
+# dbt's tests of the raw sources run in the build and stop it when they fail, but are not
+# Dagster checks of the raw assets: a blocking check of a raw table would hold the erasure
+# step, which reads the raw tables, until dbt ran, while dbt must run after the erasure.
 TRANSLATOR = CdpTranslator(
-    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True)
+    settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=False)
 )
 
 
 class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
     """Rebuild the incremental staging models from all of raw instead of the rows loaded since
-    their last build."""
+    their last build (the identity state, keys and merges, is kept)."""
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, full_refresh: bool = False):
+# Assets that get more metadata once dbt is done (it holds the warehouse meanwhile).
+ENRICHED = {dg.AssetKey(IDENTITIES)} | {dg.AssetKey(["marts", name]) for name in PUBLISHED_MARTS}
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    name="dbt_build",
+    dagster_dbt_translator=TRANSLATOR,
+)
+def dbt_build(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    config: DbtBuildConfig,
+):
     os.environ.update(dbt_env())  # dbt inherits this process's environment
-    # A test runs in the build that holds all its parents: with dbt's default (eager), the
-    # first build would also pick a test linking a staging model to a seed it has not built
-    # yet. Dagster sets its own value when it runs a subset of the checks.
+    os.environ["CDP_RUN_ID"] = context.run_id  # issued keys and merges name their run
+    # A test runs in the build that holds all its parents: with dbt's default (eager), a
+    # build of a subset would also pick a test linking a model to a seed it has not built.
+    # Dagster sets its own value when it runs a subset of the checks.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
-    args = ["build", "--full-refresh"] if full_refresh else ["build"]
-    yield from dbt.cli(args, context=context).stream()
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=PREPARE,
-    name="dbt_prepare",
-    dagster_dbt_translator=TRANSLATOR,
-)
-def dbt_prepare(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
-    yield from _build(context, dbt, config.full_refresh)
-
-
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=MARTS,
-    name="dbt_marts",
-    dagster_dbt_translator=TRANSLATOR,
-)
-def dbt_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    # dbt holds the warehouse while it runs: collect its events, then add each mart's row
-    # count, preview and distributions once it is done.
-    events = list(_build(context, dbt))
+    args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    # From the first asset that gets more metadata on, events wait for dbt to end (they must
+    # keep dbt's order, which is topological); those before stream to the UI as they come.
+    held = []
+    for event in dbt.cli(args, context=context).stream():
+        key = (
+            context.asset_key_for_output(event.output_name)
+            if isinstance(event, dg.Output)
+            else None
+        )
+        if held or key in ENRICHED:
+            held.append((key, event))
+        else:
+            yield event
     with warehouse.connect() as con:
-        for event in events:
-            if isinstance(event, dg.Output):
-                extra = mart_metadata(con, context.asset_key_for_output(event.output_name))
-                if extra:
-                    event = event.with_metadata({**event.metadata, **extra})
+        for key, event in held:
+            if key in ENRICHED:
+                event = event.with_metadata({**event.metadata, **mart_metadata(con, key)})
             yield event

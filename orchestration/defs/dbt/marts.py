@@ -24,6 +24,8 @@ PUBLISHED_MARTS: dict[str, list[str]] = {
 
 def mart_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict | None:
     name = key.path[-1]
+    if key.path == IDENTITIES:
+        return identity_metadata(con)
     if key.path[0] != "marts" or name not in PUBLISHED_MARTS:
         return None
     table = f"marts.{name}"
@@ -48,6 +50,59 @@ def mart_metadata(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> dict | No
     if name == "customer_predictions":
         metadata.update(prediction_fit_metadata(con))
     return metadata
+
+
+IDENTITIES = ["identity", "int_identity__customer_identities"]
+
+
+def identity_metadata(con: duckdb.DuckDBPyConnection) -> dict:
+    """Persons, cluster sizes, the largest clusters, merge protection's hits, identifiers
+    staging rejected, and the rounds connected components took."""
+    identities = "identity.int_identity__customer_identities"
+    persons, identifiers = con.execute(
+        f"select count(distinct customer_key), count(*) from {identities}"
+    ).fetchone()
+    sizes = con.execute(
+        f"""
+        with sizes as (select customer_key, count(*) as n from {identities} group by 1)
+        select case when n = 1 then '1' when n = 2 then '2' when n <= 5 then '3-5'
+                    when n <= 10 then '6-10' when n <= 50 then '11-50' else '51+' end as bucket,
+               count(*) from sizes group by 1 order by min(n)
+        """
+    ).fetchall()
+    largest = con.execute(
+        f"""
+        select customer_key, count(*) as identifiers,
+               string_agg(distinct identifier_type, ', ' order by identifier_type) as types
+        from {identities} group by 1 order by 2 desc, 1 limit 5
+        """
+    ).fetchall()
+    guard = con.execute(
+        "select rule || ' (' || identifier_type || ')', count(*) "
+        "from identity.int_identity__guard_audit group by 1 order by 1"
+    ).fetchall()
+    rejected = con.execute(
+        "select identifier_type || ': ' || problem, count(*) "
+        "from identity.int_identity__rejected_identifiers group by 1 order by 1"
+    ).fetchall()
+    rounds = [
+        n
+        for (n,) in con.execute(
+            "select active_nodes from identity.int_identity__components__rounds order by round"
+        ).fetchall()
+    ]
+    return {
+        "dagster/row_count": identifiers,
+        "persons": persons,
+        "cluster_sizes": dg.MetadataValue.json(dict(sizes)),
+        "largest_clusters": dg.MetadataValue.json(
+            [{"customer_key": k, "identifiers": n, "types": t} for k, n, t in largest]
+        ),
+        "guard_hits": dg.MetadataValue.json(dict(guard)),
+        "rejected_identifiers": dg.MetadataValue.json(dict(rejected)),
+        "components_rounds": len(rounds),
+        "components_active_nodes_per_round": dg.MetadataValue.json(rounds),
+    }
 
 
 def prediction_fit_metadata(con: duckdb.DuckDBPyConnection) -> dict:

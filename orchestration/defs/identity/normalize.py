@@ -1,4 +1,4 @@
-"""Phone normalization (phones.py) as DuckDB functions.
+"""Phone normalization (phones.py) as DuckDB functions, and the plugin that gives dbt them.
 
 Registered by the dbt-duckdb plugin below, so staging models call `cdp_phone_e164(raw, region)`
 and `cdp_phone_problem(raw, region)` like built-ins. The functions take DuckDB's vectors as
@@ -39,7 +39,14 @@ def register(con: DuckDBPyConnection) -> None:
 
 
 class Plugin(BasePlugin):
-    """dbt-duckdb plugin (`profiles.yml` → `plugins`): adds the functions to dbt's connection."""
+    """dbt-duckdb plugin (`profiles.yml` → `plugins`): adds the functions to dbt's connection,
+    and the erasure salt as the variable `cdp_privacy_salt`, so models can hash identifiers
+    as erasure does (macro `erasure_hash`) without the salt appearing in any SQL dbt logs."""
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
+        from orchestration.defs.privacy.erasure import privacy_salt
+        from orchestration.settings import load_settings
+
         register(conn)
+        salt = privacy_salt(load_settings().data_dir).replace("'", "''")
+        conn.execute(f"set variable cdp_privacy_salt = '{salt}'")

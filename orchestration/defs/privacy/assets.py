@@ -3,9 +3,45 @@ from pathlib import Path
 import dagster as dg
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
-from orchestration.defs.identity.erasure import privacy_salt
+from orchestration.defs.privacy.erasure import RAW_IDENTIFIERS, erase, privacy_salt
+from orchestration.defs.privacy.traces import scrub_files
 from orchestration.defs.privacy.access import export_access_requests
 from orchestration.resources import WarehouseResource
+from orchestration.settings import load_settings
+
+
+@dg.asset(
+    key=["privacy", "erased_identifiers"],
+    group_name="privacy",
+    kinds={"duckdb", "sql"},
+    deps=[table.split(".") for table in RAW_IDENTIFIERS],
+    description="Erasure requests carried out before dbt runs: the salted hashes of every "
+    "identifier of every erased person, whose raw and quarantined rows are deleted; the dbt "
+    "models leave out anything that hashes to one.",
+)
+def erased_identifiers(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    settings = load_settings()
+    with warehouse.connect() as con:
+        erased = erase(
+            con, privacy_salt(settings.data_dir), settings.default_phone_region, context.run_id
+        )
+        recorded = con.execute("select count(*) from privacy.erased_identifiers").fetchone()[0]
+    scrubbed = scrub_files(settings.data_dir, erased.identifiers)
+    if erased.deleted["persons"]:
+        context.log.info(
+            f"erasure requests: removed {erased.deleted['persons']} person(s): "
+            f"{erased.deleted}; files: {scrubbed}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": recorded,
+            "persons_erased": erased.deleted["persons"],
+            "rows_deleted": sum(n for t, n in erased.deleted.items() if t != "persons"),
+            "erasure_files_scrubbed": scrubbed["files_scrubbed"],
+        }
+    )
 
 
 @dg.asset(

@@ -5,7 +5,7 @@ with
 
 identities as (
 
-    select * from {{ source('identity', 'customer_identities') }}
+    select * from {{ ref('int_identity__customer_identities') }}
 
 ),
 

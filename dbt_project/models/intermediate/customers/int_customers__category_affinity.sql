@@ -15,7 +15,7 @@ with
 devices as (
 
     select identifier_value as device_id, customer_key
-    from {{ source('identity', 'customer_identities') }}
+    from {{ ref('int_identity__customer_identities') }}
     where identifier_type = 'device'
 
 ),

@@ -9,7 +9,7 @@ with
 emails as (
 
     select identifier_value as email, customer_key
-    from {{ source('identity', 'customer_identities') }}
+    from {{ ref('int_identity__customer_identities') }}
     where identifier_type = 'email'
 
 ),

@@ -20,7 +20,7 @@ orders as (
 
 order_keys as (
 
-    select * from {{ source('identity', 'order_keys') }}
+    select * from {{ ref('int_identity__order_keys') }}
 
 ),
 

@@ -6,7 +6,8 @@
     config(
         materialized='incremental',
         unique_key='export_day',
-        incremental_strategy='delete+insert'
+        incremental_strategy='delete+insert',
+        post_hook="{{ cdp.forget_erased({'device': 'device_id', 'customer_id': 'user_id', 'order_id': 'transaction_id'}) }}"
     )
 }}
 

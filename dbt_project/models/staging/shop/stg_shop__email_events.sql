@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         unique_key='email_event_id',
-        incremental_strategy='delete+insert'
+        incremental_strategy='delete+insert',
+        post_hook="{{ cdp.forget_erased({'email': 'email'}) }}"
     )
 }}
 

@@ -1,0 +1,156 @@
+{#- Connected components of an undirected graph, as a materialization.
+
+    The model's SQL yields integer columns (a, b): a link between two nodes, in either
+    direction, duplicates allowed; a row with a = b (or b null) is a node without links. The
+    materialized table is (node, label): label = the smallest node of the node's component.
+
+    Min-label propagation with pointer jumping, after FastSV (Zhang, Azad & Hu, 2020): every
+    node keeps a parent pointer that only ever decreases; each round it takes the smallest
+    grandparent among its neighbours (aggressive hooking), hands the same value to its parent
+    (stochastic hooking) and jumps to its own grandparent (shortcutting). Labels travel along
+    pointer chains, not one edge per round, so rounds grow like log(n), not with the graph's
+    diameter. After every round, components that can no longer change (a star whose links all
+    stay inside it) are set aside, so late rounds touch only the few components still moving.
+    Every statement is a plain join or aggregate, run round after round until nothing moves;
+    more than `max_rounds` rounds (config) fails the model instead of returning a wrong answer.
+-#}
+
+{% materialization connected_components, default %}
+  {%- set target_relation = this.incorporate(type='table') -%}
+  {%- set max_rounds = config.get('max_rounds', 100) | int -%}
+  {%- set work = {} -%}
+  {%- for part in ['input', 'edges', 'parent', 'grand', 'moving', 'settled'] -%}
+    {%- do work.update({part: api.Relation.create(
+          database=this.database, schema=this.schema,
+          identifier=this.identifier ~ '__cc_' ~ part, type='table')}) -%}
+  {%- endfor -%}
+  {%- for relation in work.values() -%}{{ drop_relation_if_exists(relation) }}{%- endfor -%}
+
+  {{ run_hooks(pre_hooks, inside_transaction=False) }}
+  {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+  {% call statement('main') -%}
+    {{ cdp.cc_replace(work.input, sql) }}
+  {%- endcall %}
+  {% do run_query(cdp.cc_replace(work.edges,
+      'with given as (select a, b from ' ~ work.input ~ ' where b is not null and a <> b) '
+      ~ 'select a, b from given union all select b, a from given')) %}
+  {% do run_query(cdp.cc_replace(work.parent,
+      'select n.node, coalesce(least(n.node, m.first_link), n.node) as parent '
+      ~ 'from (select a as node from ' ~ work.input ~ ' union select b from ' ~ work.input
+      ~ ' where b is not null) as n '
+      ~ 'left join (select a as node, min(b) as first_link from ' ~ work.edges
+      ~ ' group by a) as m on m.node = n.node')) %}
+  {% do run_query(cdp.cc_replace(work.settled,
+      'select node, parent as label from ' ~ work.parent ~ ' where 1 = 0')) %}
+
+  {%- set progress = {'done': false, 'active': []} -%}
+  {%- for round in range(max_rounds + 1) -%}
+   {%- if not progress.done -%}
+    {{ cdp.cc_set_aside_settled(work) }}
+    {%- set active = run_query('select count(*) from ' ~ work.parent).columns[0].values()[0] | int -%}
+    {%- if active == 0 -%}
+      {%- do progress.update({'done': true}) -%}
+    {%- elif round == max_rounds -%}
+      {{ exceptions.raise_compiler_error(
+          'connected components: ' ~ active ~ ' nodes still unsettled after ' ~ max_rounds
+          ~ ' rounds; raise max_rounds only if the graph is really this deep') }}
+    {%- else -%}
+      {%- do progress.active.append(active) -%}
+      {{ cdp.cc_round(work) }}
+    {%- endif -%}
+   {%- endif -%}
+  {%- endfor -%}
+  {#- how the work shrank, round by round, for the asset's metadata -#}
+  {%- set rounds = work.input.incorporate(path={'identifier': this.identifier ~ '__rounds'}) -%}
+  {%- set per_round = [] -%}
+  {%- for active in progress.active -%}
+    {%- do per_round.append('select ' ~ loop.index ~ ' as round, ' ~ active ~ ' as active_nodes') -%}
+  {%- endfor -%}
+  {% do run_query(cdp.cc_replace(rounds, per_round | join(' union all ')
+      if per_round else 'select 0 as round, 0 as active_nodes where 1 = 0')) %}
+
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {{ drop_relation_if_exists(existing_relation) }}
+  {{ adapter.rename_relation(work.settled, target_relation) }}
+  {%- for part in ['input', 'edges', 'parent', 'grand', 'moving'] -%}
+    {{ drop_relation_if_exists(work[part]) }}
+  {%- endfor -%}
+
+  {{ run_hooks(post_hooks, inside_transaction=True) }}
+  {% do persist_docs(target_relation, model) %}
+  {{ adapter.commit() }}
+  {{ run_hooks(post_hooks, inside_transaction=False) }}
+  {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro cc_round(work) %}
+  {#- grandparents, then each node's new parent: the least of its grandparent, its
+      neighbours' grandparents and (as a parent) its children's neighbours' minimum -#}
+  {% do run_query(cdp.cc_replace(work.grand,
+      'select f.node, f.parent, p.parent as grandparent from ' ~ work.parent ~ ' as f '
+      ~ 'join ' ~ work.parent ~ ' as p on f.parent = p.node')) %}
+  {% do run_query(cdp.cc_replace(work.parent, '
+      with neighbour_min as (
+          select e.a as node, min(g.grandparent) as m
+          from ' ~ work.edges ~ ' as e
+          join ' ~ work.grand ~ ' as g on e.b = g.node
+          group by e.a
+      ),
+      hooked as (
+          select g.parent as node, min(n.m) as m
+          from ' ~ work.grand ~ ' as g
+          join neighbour_min as n on n.node = g.node
+          group by g.parent
+      )
+      select
+          g.node,
+          least(g.grandparent, coalesce(n.m, g.grandparent), coalesce(h.m, g.grandparent))
+              as parent
+      from ' ~ work.grand ~ ' as g
+      left join neighbour_min as n on n.node = g.node
+      left join hooked as h on h.node = g.node')) %}
+{% endmacro %}
+
+
+{% macro cc_set_aside_settled(work) %}
+  {#- a component is settled when it is a star (every parent is a root) and no link leaves
+      it; its nodes move to the result and its links leave the working set -#}
+  {% do run_query(cdp.cc_replace(work.moving, '
+      select distinct f.parent as label
+      from ' ~ work.parent ~ ' as f
+      join ' ~ work.parent ~ ' as p on f.parent = p.node
+      where p.parent <> p.node
+      union
+      select distinct f.parent
+      from ' ~ work.edges ~ ' as e
+      join ' ~ work.parent ~ ' as f on e.a = f.node
+      join ' ~ work.parent ~ ' as g on e.b = g.node
+      where f.parent <> g.parent')) %}
+  {% do run_query('insert into ' ~ work.settled ~ ' select node, parent from ' ~ work.parent
+      ~ ' where parent not in (select label from ' ~ work.moving ~ ')') %}
+  {% do run_query(cdp.cc_replace(work.parent, 'select * from ' ~ work.parent
+      ~ ' where parent in (select label from ' ~ work.moving ~ ')')) %}
+  {% do run_query(cdp.cc_replace(work.edges, 'select e.a, e.b from ' ~ work.edges ~ ' as e '
+      ~ 'where e.a in (select node from ' ~ work.parent ~ ')')) %}
+{% endmacro %}
+
+
+{#- Replace a work table with the result of a query that may read the table itself. -#}
+{% macro cc_replace(relation, query) %}
+  {{ return(adapter.dispatch('cc_replace', 'cdp')(relation, query)) }}
+{% endmacro %}
+
+{% macro duckdb__cc_replace(relation, query) %}
+  create or replace table {{ relation }} as {{ query }}
+{% endmacro %}
+
+{% macro default__cc_replace(relation, query) %}
+  {#- engines that cannot overwrite a table they read: write beside it, then swap -#}
+  {%- set next = relation.incorporate(path={'identifier': relation.identifier ~ '__next'}) -%}
+  {% do run_query('drop table if exists ' ~ next) %}
+  {% do run_query('create table ' ~ next ~ ' as ' ~ query) %}
+  {% do run_query('drop table if exists ' ~ relation) %}
+  alter table {{ next }} rename to {{ relation }}
+{% endmacro %}

@@ -1,0 +1,5 @@
+{#- One component per person: label = the smallest node of the person's identifiers. -#}
+
+{{ config(materialized='connected_components', max_rounds=var('identity')['max_rounds']) }}
+
+select a, b from {{ ref('int_identity__links') }}

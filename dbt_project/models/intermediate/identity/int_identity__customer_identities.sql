@@ -1,0 +1,12 @@
+{#- One row per identifier of a person with the person's stable customer_key; order ids,
+    which only tie orders to persons, are left out. -#}
+
+select
+    identifier_type,
+    identifier_value,
+    customer_key,
+    first_seen_at,
+    last_seen_at
+from {{ ref('int_identity__identifier_keys') }}
+where identifier_type in ('customer_id', 'email', 'phone', 'device')
+order by customer_key, identifier_type, identifier_value

@@ -1,0 +1,82 @@
+{#- Every linked identifier (order ids included) with its person's stable customer_key: the
+    key it inherits (int_identity__key_inheritance), else a new one derived from the person's
+    earliest identifier, which a warehouse rebuilt from scratch finds again. A derived key
+    that was ever used before (after a split) is salted with the component's label. This
+    table is the next run's previous state. -#}
+
+with
+
+persons as (select * from {{ ref('int_identity__persons') }}),
+
+survivors as (
+
+    select label, customer_key from {{ ref('int_identity__key_inheritance') }}
+    where survives
+
+),
+
+registry as (
+
+    {{ cdp.previous_state('int_identity__customer_keys', {'customer_key': 'varchar'}) }}
+
+),
+
+earliest as (
+
+    select
+        label,
+        identifier_type || ':' || identifier_value as first_identifier,
+        row_number() over (
+            partition by label
+            order by first_seen_at nulls last, identifier_type, identifier_value
+        ) as position
+    from persons
+    where
+        identifier_type <> 'order_id'
+        and label not in (select label from survivors)
+
+),
+
+derived as (
+
+    select
+        label,
+        first_identifier,
+        'cus_' || substr(md5(first_identifier), 1, 16) as customer_key
+    from earliest
+    where position = 1
+
+),
+
+fresh as (
+
+    select
+        derived.label,
+        case
+            when registry.customer_key is null then derived.customer_key
+            else
+                'cus_'
+                || substr(md5(derived.first_identifier || '#' || cast(derived.label as varchar)), 1, 16)
+        end as customer_key
+    from derived
+    left join registry on derived.customer_key = registry.customer_key
+
+),
+
+label_keys as (
+
+    select label, customer_key, false as is_new_key from survivors
+    union all
+    select label, customer_key, true as is_new_key from fresh
+
+)
+
+select
+    persons.identifier_type,
+    persons.identifier_value,
+    label_keys.customer_key,
+    persons.first_seen_at,
+    persons.last_seen_at,
+    label_keys.is_new_key
+from persons
+inner join label_keys on persons.label = label_keys.label

@@ -1,0 +1,29 @@
+{#- The identity graph: the identifiers of one record are linked, each to the record's
+    smallest node (a star per record), once merge protection has removed its identifiers. -#}
+
+{{ config(materialized='view') }}
+
+with
+
+members as (
+
+    select * from {{ ref('int_identity__record_identifiers') }}
+    where node not in (select node from {{ ref('int_identity__guard_audit') }})
+
+),
+
+anchors as (
+
+    select
+        record,
+        min(node) as anchor
+    from members
+    group by record
+
+)
+
+select
+    members.node as a,
+    anchors.anchor as b
+from members
+inner join anchors on members.record = anchors.record

@@ -48,5 +48,8 @@ class Plugin(BasePlugin):
         from orchestration.settings import load_settings
 
         register(conn)
-        salt = privacy_salt(load_settings().data_dir).replace("'", "''")
-        conn.execute(f"set variable cdp_privacy_salt = '{salt}'")
+        self.salt = privacy_salt(load_settings().data_dir).replace("'", "''")
+
+    def configure_cursor(self, cursor) -> None:
+        # variables belong to a cursor; the functions carry over from the connection
+        cursor.execute(f"set variable cdp_privacy_salt = '{self.salt}'")

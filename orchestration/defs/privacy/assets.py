@@ -1,13 +1,41 @@
+import subprocess
 from pathlib import Path
 
 import dagster as dg
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
-from orchestration.defs.privacy.erasure import RAW_IDENTIFIERS, erase, privacy_salt
+from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_env
+from orchestration.defs.privacy.erasure import (
+    RAW_IDENTIFIERS,
+    erase,
+    privacy_salt,
+    unknown_requests,
+)
 from orchestration.defs.privacy.traces import scrub_files
 from orchestration.defs.privacy.access import export_access_requests
 from orchestration.resources import WarehouseResource
-from orchestration.settings import load_settings
+from orchestration.settings import DBT_PROJECT_DIR, load_settings
+
+
+def stitch_identity_graph() -> None:
+    """Build the identity graph (staging through connected components) from this run's data,
+    so a request can be carried out for a person the previous run had not seen yet. The
+    nightly dbt build that follows rebuilds it all without the erased persons."""
+    built = subprocess.run(
+        [DBT_EXECUTABLE, "build", "--select", "+int_identity__components",
+         "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        env=dbt_env(),
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if built.returncode != 0:
+        raise dg.Failure(
+            description="stitching for erasure requests failed: dbt build of the identity "
+            "graph did not succeed",
+            metadata={"dbt output": dg.MetadataValue.text(built.stdout[-4000:])},
+        )
 
 
 @dg.asset(
@@ -23,9 +51,18 @@ def erased_identifiers(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     settings = load_settings()
+    salt = privacy_salt(settings.data_dir)
+    with warehouse.connect() as con:
+        unknown = unknown_requests(con, salt, settings.default_phone_region)
+    if unknown:
+        context.log.info(
+            f"{unknown} erasure request identifier(s) unknown to the last stitching: "
+            "stitching this run's data first"
+        )
+        stitch_identity_graph()
     with warehouse.connect() as con:
         erased = erase(
-            con, privacy_salt(settings.data_dir), settings.default_phone_region, context.run_id
+            con, salt, settings.default_phone_region, context.run_id, stitched_now=bool(unknown)
         )
         recorded = con.execute("select count(*) from privacy.erased_identifiers").fetchone()[0]
     scrubbed = scrub_files(settings.data_dir, erased.identifiers)

@@ -134,9 +134,62 @@ def _holds_erased(table: str, default_region: str) -> str:
     )
 
 
-def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id: str) -> Erased:
+NODES = "identity.int_identity__nodes"
+COMPONENTS = "identity.int_identity__components"
+
+
+def _requested(default_region: str) -> str:
+    """The identifiers erasure requests name, normalized as staging does."""
+    return f"""
+        select distinct identifier_type, identifier_value from (
+            select 'email' as identifier_type, {_EMAIL} as identifier_value
+            from {REQUESTS} where {IS_ERASURE_REQUEST}
+            union all
+            select 'phone', {_with_regions(RAW_IDENTIFIERS[REQUESTS]["phone"], default_region)}
+            from {REQUESTS} where {IS_ERASURE_REQUEST}
+        ) where nullif(identifier_value, '') is not null
+    """
+
+
+def unknown_requests(con: duckdb.DuckDBPyConnection, salt: str, default_region: str) -> int:
+    """New erasure requests naming an identifier the previous run's stitching does not hold
+    (a first run, or a person whose data arrived with the request): their persons must be
+    stitched from this run's data before anything can be erased."""
+    register_phone_functions(con)
+    con.execute(DDL)
+    existing = _tables(con)
+    if REQUESTS not in existing:
+        return 0
+    known = (
+        f"and (identifier_type, identifier_value) not in "
+        f"(select identifier_type, identifier_value from {PREVIOUS_KEYS})"
+        if PREVIOUS_KEYS in existing
+        else ""
+    )
+    return scalar(
+        con,
+        f"""
+        select count(*) from ({_requested(default_region)})
+        where (identifier_type,
+               {_DIGEST.format(kind="identifier_type", value="identifier_value")})
+              not in (select identifier_type, identifier_hash from privacy.erased_identifiers)
+        {known}
+        """,
+        [salt],
+    )
+
+
+def erase(
+    con: duckdb.DuckDBPyConnection,
+    salt: str,
+    default_region: str,
+    run_id: str,
+    *,
+    stitched_now: bool = False,
+) -> Erased:
     """Record new erasure requests, find their persons, delete their raw and quarantined
-    rows and their access exports.
+    rows and their access exports. Persons are found in the previous run's stitching, and,
+    with `stitched_now`, also in the identity graph just built from this run's data.
 
     The rows deleted per table are appended to `privacy.erasure_log`, which holds counts
     only, so operators can account for rows that left the raw tables."""
@@ -148,16 +201,7 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
         "create or replace temp table _erase (identifier_type varchar, identifier_value varchar)"
     )
     if REQUESTS in raw:
-        requested = f"""
-            select distinct identifier_type, identifier_value from (
-                select 'email' as identifier_type, {_EMAIL} as identifier_value
-                from {REQUESTS} where {IS_ERASURE_REQUEST}
-                union all
-                select 'phone', {_with_regions(RAW_IDENTIFIERS[REQUESTS]["phone"], default_region)}
-                from {REQUESTS} where {IS_ERASURE_REQUEST}
-            ) where nullif(identifier_value, '') is not null
-        """
-        con.execute(f"insert into _erase {requested}")
+        con.execute(f"insert into _erase {_requested(default_region)}")
     con.execute("create or replace temp table _erased_keys (customer_key varchar)")
     if PREVIOUS_KEYS in existing:  # the persons of the requests, as last stitched
         con.execute(
@@ -178,6 +222,26 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
             where customer_key in (select customer_key from _erased_keys)
             """
         )
+    if stitched_now and {NODES, COMPONENTS} <= existing:
+        con.execute(
+            f"""
+            create or replace temp table _erased_components as
+            select distinct c.label
+            from {NODES} as n join {COMPONENTS} as c using (node)
+            where (n.identifier_type, n.identifier_value) in (select * from _erase)
+               or (n.identifier_type, {_DIGEST.format(kind="n.identifier_type", value="n.identifier_value")})
+                  in (select identifier_type, identifier_hash from privacy.erased_identifiers)
+            """,
+            [salt],
+        )
+        con.execute(
+            f"""
+            insert into _erase
+            select n.identifier_type, n.identifier_value
+            from {NODES} as n join {COMPONENTS} as c using (node)
+            where c.label in (select label from _erased_components)
+            """
+        )
     _newly_loaded_erased(con, raw, salt, default_region)
     con.execute(
         f"""
@@ -188,7 +252,13 @@ def erase(con: duckdb.DuckDBPyConnection, salt: str, default_region: str, run_id
         """,
         [salt],
     )
-    persons = scalar(con, "select count(*) from _erased_keys")
+    persons = scalar(
+        con,
+        # the graph just built holds everybody the previous stitching held, and the newcomers
+        "select count(*) from _erased_components"
+        if stitched_now and {NODES, COMPONENTS} <= existing
+        else "select count(*) from _erased_keys",
+    )
     identifiers = _searchable_identifiers(con)
     deleted: dict[str, int] = {
         "persons": persons,

@@ -2,7 +2,8 @@
     config(
         materialized='incremental',
         unique_key='customer_id',
-        incremental_strategy='delete+insert'
+        incremental_strategy='delete+insert',
+        post_hook="{{ cdp.forget_erased({'customer_id': 'cast(customer_id as varchar)', 'email': 'email', 'phone': 'phone'}) }}"
     )
 }}
 

@@ -1,66 +1,95 @@
+"""Connected components (the dbt materialization `connected_components`) against networkx."""
+
+import random
+
 import duckdb
 import networkx as nx
 import pandas as pd
-import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+import yaml
 
-from orchestration.defs.identity.components import (
-    ComponentsDidNotConverge,
-    connected_components,
-)
+from orchestration.settings import DBT_PROJECT_DIR
+
+from .identity_dbt import dbt
 
 
-def components(n: int, edges: list[tuple[int, int]], **kwargs):
-    con = duckdb.connect()
-    frame = pd.DataFrame(edges, columns=["a", "b"], dtype="int64")
-    con.register("frame", frame)
-    con.execute("create table e as select a, b from frame")
-    con.execute("create table n as select range as node from range(?)", [n])
-    result = connected_components(con, "select a, b from e", "select node from n", "out", **kwargs)
-    return result, dict(con.execute("select node, label from out").fetchall())
+def components(data_dir, n: int, edges: list[tuple[int, int]], **variables):
+    """Run int_identity__components on nodes 0..n-1 and these links; return the dbt result,
+    node -> label, and the nodes still moving per round."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    links = pd.DataFrame(edges + [(i, i) for i in range(n)], columns=["a", "b"], dtype="int64")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.register("links", links)
+        con.execute("create schema if not exists identity")
+        con.execute("create or replace table identity.int_identity__links as select * from links")
+    settings = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())["vars"]
+    result = dbt(
+        data_dir,
+        "run",
+        "--select",
+        "int_identity__components",
+        variables={"identity": {**settings["identity"], **variables}} if variables else None,
+    )
+    if result.returncode != 0:
+        return result, {}, []
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        labels = dict(
+            con.execute("select node, label from identity.int_identity__components").fetchall()
+        )
+        rounds = [
+            n
+            for (n,) in con.execute(
+                "select active_nodes from identity.int_identity__components__rounds order by round"
+            ).fetchall()
+        ]
+    return result, labels, rounds
 
 
-@st.composite
-def graphs(draw):
-    n = draw(st.integers(1, 80))
-    nodes = st.integers(0, n - 1)
-    edges = draw(st.lists(st.tuples(nodes, nodes), max_size=120))
+def random_graph(rng: random.Random) -> tuple[int, list[tuple[int, int]]]:
+    n = rng.randint(1, 80)
+    edges = [(rng.randrange(n), rng.randrange(n)) for _ in range(rng.randint(0, 120))]
     # long chains and stars over a random order of nodes: the worst cases for propagation
-    for _ in range(draw(st.integers(0, 2))):
-        order = draw(st.permutations(range(n)))
-        if draw(st.booleans()):
+    for _ in range(rng.randint(0, 2)):
+        order = rng.sample(range(n), n)
+        if rng.random() < 0.5:
             edges += list(zip(order, order[1:], strict=False))
         else:
             edges += [(order[0], other) for other in order[1:]]
     return n, edges
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(graphs())
-def test_same_partition_as_networkx(graph):
-    n, edges = graph
-    _, labels = components(n, edges)
-    reference = nx.Graph()
-    reference.add_nodes_from(range(n))
-    reference.add_edges_from(edges)
-    assert len(labels) == n
-    for component in nx.connected_components(reference):
-        assert {labels[v] for v in component} == {min(component)}
+def test_same_partition_as_networkx(tmp_path):
+    """300 random graphs side by side, as one graph of disjoint parts: each part's components
+    must be exactly networkx's, labelled by their smallest node."""
+    rng = random.Random(20261130)
+    parts, offset, edges = [], 0, []
+    for _ in range(300):
+        n, part = random_graph(rng)
+        parts.append((offset, n, part))
+        edges += [(a + offset, b + offset) for a, b in part]
+        offset += n
+    result, labels, _ = components(tmp_path, offset, edges)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(labels) == offset
+    for start, n, part in parts:
+        reference = nx.Graph()
+        reference.add_nodes_from(range(start, start + n))
+        reference.add_edges_from((a + start, b + start) for a, b in part)
+        for component in nx.connected_components(reference):
+            assert {labels[v] for v in component} == {min(component)}
 
 
-def test_long_chain_converges_in_logarithmic_rounds():
+def test_long_chain_converges_in_logarithmic_rounds(tmp_path):
     n = 100_000
-    import random
-
     order = list(range(n))
     random.Random(7).shuffle(order)
-    result, labels = components(n, list(zip(order, order[1:], strict=False)))
-    assert set(labels.values()) == {0}
-    assert result.rounds <= 40
-    assert result.active_nodes_per_round[0] == n
+    result, labels, rounds = components(tmp_path, n, list(zip(order, order[1:], strict=False)))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert set(labels.values()) == {0} and len(labels) == n
+    assert len(rounds) <= 40
+    assert rounds[0] == n
 
 
-def test_round_limit_fails_loudly():
-    with pytest.raises(ComponentsDidNotConverge, match="still unsettled after 2 rounds"):
-        components(1000, [(i, i + 1) for i in range(999)], max_rounds=2)
+def test_round_limit_fails_loudly(tmp_path):
+    result, labels, _ = components(tmp_path, 1000, [(i, i + 1) for i in range(999)], max_rounds=2)
+    assert result.returncode != 0 and not labels
+    assert "still unsettled after 2 rounds" in result.stdout

@@ -41,7 +41,7 @@ def test_pairwise_precision_and_recall(warehouse, truth):
         (t, v): k
         for t, v, k in warehouse.execute(
             "select identifier_type, identifier_value, customer_key "
-            "from identity.customer_identities"
+            "from identity.int_identity__customer_identities"
         ).fetchall()
     }
     assert keys and all(t in {"customer_id", "email", "phone", "device"} for t, _ in keys)
@@ -81,7 +81,8 @@ def test_pairwise_precision_and_recall(warehouse, truth):
 
 def test_shared_device_links_nobody(warehouse, truth):
     shared = warehouse.execute(
-        "select identifier_value, reason from identity.guard_audit where rule = 'shared_device'"
+        "select identifier_value, reason "
+        "from identity.int_identity__guard_audit where rule = 'shared_device'"
     ).fetchall()
     assert len(shared) >= 3  # the demo has shared family devices
     # most are family devices; the rest carry two accounts of one person that nothing else
@@ -99,7 +100,7 @@ def test_shared_device_links_nobody(warehouse, truth):
         ]
         customer_keys = {
             warehouse.execute(
-                "select customer_key from identity.customer_identities "
+                "select customer_key from identity.int_identity__customer_identities "
                 "where identifier_type = 'customer_id' and identifier_value = ?",
                 [c],
             ).fetchall()[0][0]
@@ -107,27 +108,29 @@ def test_shared_device_links_nobody(warehouse, truth):
         }
         assert len(customer_keys) >= 2
         assert not warehouse.execute(
-            "select 1 from identity.customer_identities where identifier_value = ?", [device]
+            "select 1 from identity.int_identity__customer_identities where identifier_value = ?",
+            [device],
         ).fetchall()
 
 
 def test_placeholder_email_links_nobody(warehouse):
     guarded = dict(
         warehouse.execute(
-            "select identifier_value, rule from identity.guard_audit "
+            "select identifier_value, rule from identity.int_identity__guard_audit "
             "where identifier_type = 'email'"
         ).fetchall()
     )
     assert {"noemail@store.com", "test@test.com", "none@none.com"} <= set(guarded)
     assert not warehouse.execute(
-        "select 1 from identity.customer_identities where identifier_value = 'noemail@store.com'"
+        "select 1 from identity.int_identity__customer_identities "
+        "where identifier_value = 'noemail@store.com'"
     ).fetchall()
     # store orders typed with the placeholder and a real phone belong to different persons
     keys = warehouse.execute(
         """
         select count(distinct k.customer_key), count(*)
         from staging.stg_shop__orders as o
-        join identity.order_keys as k using (order_id)
+        join identity.int_identity__order_keys as k using (order_id)
         where o.email = 'noemail@store.com' and o.phone is not null
         """
     ).fetchall()[0]
@@ -139,7 +142,7 @@ def test_person_registered_twice_has_one_key(warehouse):
         """
         select c.email, count(distinct c.customer_id), count(distinct i.customer_key)
         from staging.stg_shop__customers as c
-        join identity.customer_identities as i
+        join identity.int_identity__customer_identities as i
           on i.identifier_type = 'customer_id' and i.identifier_value = c.customer_id::varchar
         where c.email is not null
         group by c.email having count(distinct c.customer_id) > 1
@@ -154,10 +157,10 @@ def test_guest_checkout_is_tied_to_its_device(warehouse):
         """
         select o.order_id, k.customer_key, d.customer_key
         from staging.stg_shop__orders as o
-        join identity.order_keys as k using (order_id)
+        join identity.int_identity__order_keys as k using (order_id)
         join staging.stg_ga4__events as e
           on e.event_name = 'purchase' and e.transaction_id = o.order_id::varchar
-        join identity.customer_identities as d
+        join identity.int_identity__customer_identities as d
           on d.identifier_type = 'device' and d.identifier_value = e.device_id
         where o.customer_id is null
         """
@@ -167,17 +170,19 @@ def test_guest_checkout_is_tied_to_its_device(warehouse):
 
 
 def test_identity_audit_in_asset_metadata(warehouse):
-    from orchestration.defs.identity.stitch import audit
+    from orchestration.defs.dbt.marts import identity_metadata
 
-    report = audit(warehouse)
+    report = {k: getattr(v, "data", v) for k, v in identity_metadata(warehouse).items()}
     assert (
         sum(report["cluster_sizes"].values())
         == warehouse.execute(
-            "select count(distinct customer_key) from identity.customer_identities"
+            "select count(distinct customer_key) from identity.int_identity__customer_identities"
         ).fetchall()[0][0]
+        == report["persons"]
     )
     assert report["guard_hits"]["shared_device (device)"] >= 1
     assert report["largest_clusters"][0]["identifiers"] >= 3
+    assert report["components_rounds"] == len(report["components_active_nodes_per_round"]) >= 1
 
 
 CUTOFF = "2026-10-11 00:00:00+00"
@@ -231,7 +236,8 @@ def first_part(tmp_path):
 
 def identity_map(con) -> dict[tuple[str, str], str]:
     rows = con.execute(
-        "select identifier_type, identifier_value, customer_key from identity.customer_identities"
+        "select identifier_type, identifier_value, customer_key "
+        "from identity.int_identity__customer_identities"
     ).fetchall()
     return {(kind, value): key for kind, value, key in rows}
 
@@ -248,7 +254,7 @@ def test_keys_stay_stable_as_data_arrives(tmp_path):
         after = identity_map(con)
         merged = dict(
             con.execute(
-                "select retired_key, surviving_key from identity.customer_key_merges"
+                "select retired_key, surviving_key from identity.int_identity__customer_key_merges"
             ).fetchall()
         )
     assert len(after) > len(before)

@@ -128,7 +128,7 @@ def identifiers(warehouse, key: str) -> tuple[list[str], list[str]]:
     orders = [
         str(r[0])
         for r in warehouse.execute(
-            "select order_id from identity.order_keys where customer_key = ?", [key]
+            "select order_id from identity.int_identity__order_keys where customer_key = ?", [key]
         ).fetchall()
     ]
     return devices, orders
@@ -144,7 +144,7 @@ def stitched(warehouse):
     ).fetchall():
         devices[key].append(device)
     for key, order_id in warehouse.execute(
-        "select customer_key, order_id from identity.order_keys"
+        "select customer_key, order_id from identity.int_identity__order_keys"
     ).fetchall():
         orders[key].append(str(order_id))
     return devices, orders

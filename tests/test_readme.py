@@ -67,9 +67,12 @@ def test_full_refresh_after_an_incremental_run_reloads_and_publishes_the_same(de
     before = content_hash(demo_copy / "marts.duckdb")
     with duckdb.connect(str(demo_copy / "warehouse.duckdb"), read_only=True) as con:
         keys_before = con.execute(
-            "select customer_key, created_at, created_run_id from identity.customer_keys"
+            "select customer_key, created_at, created_run_id "
+            "from identity.int_identity__customer_keys"
         ).fetchall()
-        merges_before = con.execute("select * from identity.customer_key_merges").fetchall()
+        merges_before = con.execute(
+            "select * from identity.int_identity__customer_key_merges"
+        ).fetchall()
     started = duckdb.connect().execute("select now()").fetchone()[0]
 
     result = run_cdp(demo_copy, "--full-refresh", CDP_AS_OF=DEMO_AS_OF)
@@ -83,12 +86,13 @@ def test_full_refresh_after_an_incremental_run_reloads_and_publishes_the_same(de
         # keys and their history continue: same keys, created by the same (first) run
         assert sorted(
             con.execute(
-                "select customer_key, created_at, created_run_id from identity.customer_keys"
+                "select customer_key, created_at, created_run_id "
+                "from identity.int_identity__customer_keys"
             ).fetchall()
         ) == sorted(keys_before)
-        assert con.execute("select * from identity.customer_key_merges").fetchall() == (
-            merges_before
-        )
+        assert con.execute(
+            "select * from identity.int_identity__customer_key_merges"
+        ).fetchall() == (merges_before)
 
 
 def launch_configs() -> list[dict]:

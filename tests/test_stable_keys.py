@@ -1,9 +1,12 @@
 """Stable keys on small hand-made observation sets, run after run on one warehouse."""
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import duckdb
 import pytest
 
-from orchestration.defs.identity.stitch import stitch
+from .identity_dbt import dbt, no_erasures
 
 RECORDS = {
     "r1": [("email", "ann@x.org"), ("phone", "+14155550101")],
@@ -12,10 +15,48 @@ RECORDS = {
 }
 
 
+@dataclass
+class Stitched:
+    new_keys: int
+    merges: int
+
+
+class Warehouse:
+    """A data dir whose identity observations the test writes, stitched by the project's dbt
+    identity models."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        no_erasures(data_dir)
+
+    def execute(self, sql: str, params=None):
+        with duckdb.connect(str(self.data_dir / "warehouse.duckdb")) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
 @pytest.fixture
 def con(tmp_path):
-    with duckdb.connect(str(tmp_path / "w.duckdb")) as connection:
-        yield connection
+    return Warehouse(tmp_path)
+
+
+def stitch(con: Warehouse, run_id: str) -> Stitched:
+    built = dbt(
+        con.data_dir,
+        "build",
+        "--select", "identity_blocklist", "path:models/intermediate/identity",
+        "--exclude", "int_identity__observations", "int_identity__rejected_identifiers",
+        run_id=run_id,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:]
+    ((new_keys,),) = con.execute(
+        "select count(*) from identity.int_identity__customer_keys where created_run_id = ?",
+        [run_id],
+    )
+    ((merges,),) = con.execute(
+        "select count(*) from identity.int_identity__customer_key_merges where run_id = ?",
+        [run_id],
+    )
+    return Stitched(new_keys, merges)
 
 
 def observe(con, *record_ids):
@@ -36,8 +77,8 @@ def observe(con, *record_ids):
 def keys(con) -> dict[str, str]:
     return dict(
         con.execute(
-            "select identifier_value, customer_key from identity.customer_identities"
-        ).fetchall()
+            "select identifier_value, customer_key from identity.int_identity__customer_identities"
+        )
     )
 
 
@@ -54,8 +95,8 @@ def test_merge_keeps_the_oldest_key_and_records_the_retired_one(con):
     assert set(keys(con).values()) == {first}
     assert result.merges == 1 and result.new_keys == 0
     assert con.execute(
-        "select retired_key, surviving_key, run_id from identity.customer_key_merges"
-    ).fetchall() == [(second, first, "run-3")]
+        "select retired_key, surviving_key, run_id from identity.int_identity__customer_key_merges"
+    ) == [(second, first, "run-3")]
 
 
 def test_split_leaves_the_old_key_with_the_largest_part(con, monkeypatch):
@@ -76,9 +117,9 @@ def test_split_leaves_the_old_key_with_the_largest_part(con, monkeypatch):
 def test_keys_are_reproducible_from_scratch(tmp_path):
     maps = []
     for attempt in range(2):
-        with duckdb.connect(str(tmp_path / f"w{attempt}.duckdb")) as con:
-            observe(con, "r1", "r2")
-            stitch(con, f"run-{attempt}")
-            maps.append(keys(con))
+        con = Warehouse(tmp_path / f"w{attempt}")
+        observe(con, "r1", "r2")
+        stitch(con, f"run-{attempt}")
+        maps.append(keys(con))
     assert maps[0] == maps[1]
     assert all(key.startswith("cus_") and len(key) == 20 for key in maps[0].values())

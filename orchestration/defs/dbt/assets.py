@@ -17,6 +17,7 @@ from orchestration.defs.dbt.marts import IDENTITIES, PUBLISHED_MARTS, mart_metad
 from orchestration.defs.dbt.project import dbt_env, dbt_project
 from orchestration.resources import WarehouseResource
 
+
 class CdpTranslator(DagsterDbtTranslator):
     """dbt models are grouped by layer folder (staging, intermediate, marts)."""
 

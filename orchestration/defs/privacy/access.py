@@ -42,7 +42,8 @@ SECTIONS: dict[str, str] = {
     "orders": "select o.* exclude (_loaded_at), (select list(i order by i.line_no) from "
     "(select * exclude (_loaded_at) from staging.stg_shop__order_items) as i "
     "where i.order_id = o.order_id) as items "
-    "from staging.stg_shop__orders as o join identity.int_identity__order_keys as k using (order_id) "
+    "from staging.stg_shop__orders as o "
+    "join identity.int_identity__order_keys as k using (order_id) "
     "where k.customer_key = $key order by o.ordered_at",
     "email_events": "select campaign_id, variant, event_type, occurred_at, email "
     "from staging.stg_shop__email_events where list_contains($emails, email) "

@@ -5,6 +5,7 @@ import dagster as dg
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_env
+from orchestration.defs.privacy.access import export_access_requests
 from orchestration.defs.privacy.erasure import (
     RAW_IDENTIFIERS,
     erase,
@@ -12,7 +13,6 @@ from orchestration.defs.privacy.erasure import (
     unknown_requests,
 )
 from orchestration.defs.privacy.traces import scrub_files
-from orchestration.defs.privacy.access import export_access_requests
 from orchestration.resources import WarehouseResource
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
 

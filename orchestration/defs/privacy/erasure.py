@@ -125,6 +125,11 @@ QUARANTINE_RULE = " or ".join(
 _DIGEST = "sha256(? || ':' || {kind} || ':' || {value})"
 
 
+def _digest(alias: str = "") -> str:
+    """The salted hash of the row's (identifier_type, identifier_value); `?` is the salt."""
+    return _DIGEST.format(kind=f"{alias}identifier_type", value=f"{alias}identifier_value")
+
+
 def _holds_erased(table: str, default_region: str) -> str:
     """The condition on a row of `table` that it holds an identifier listed in `_erase`."""
     return " or ".join(
@@ -210,7 +215,7 @@ def erase(
             select distinct i.customer_key
             from {PREVIOUS_KEYS} as i
             where (i.identifier_type, i.identifier_value) in (select * from _erase)
-               or (i.identifier_type, {_DIGEST.format(kind="i.identifier_type", value="i.identifier_value")})
+               or (i.identifier_type, {_digest("i.")})
                   in (select identifier_type, identifier_hash from privacy.erased_identifiers)
             """,
             [salt],
@@ -229,7 +234,7 @@ def erase(
             select distinct c.label
             from {NODES} as n join {COMPONENTS} as c using (node)
             where (n.identifier_type, n.identifier_value) in (select * from _erase)
-               or (n.identifier_type, {_DIGEST.format(kind="n.identifier_type", value="n.identifier_value")})
+               or (n.identifier_type, {_digest("n.")})
                   in (select identifier_type, identifier_hash from privacy.erased_identifiers)
             """,
             [salt],

@@ -12,9 +12,9 @@ import dagster as dg
 import duckdb
 
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
+from orchestration.defs.identity.normalize import register as register_phone_functions
 from orchestration.defs.privacy.erasure import DDL as PRIVACY_DDL
 from orchestration.defs.privacy.erasure import privacy_salt
-from orchestration.defs.identity.normalize import register as register_phone_functions
 from orchestration.defs.privacy.masking import masked_select
 from orchestration.defs.privacy.traces import compact_warehouse
 from orchestration.resources import WarehouseResource

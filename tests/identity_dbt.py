@@ -1,0 +1,40 @@
+"""Run the project's identity models with dbt on a warehouse a test prepared by hand."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from orchestration.settings import DBT_PROJECT_DIR
+
+
+def dbt(data_dir: Path, *args: str, run_id: str = "test", variables: dict | None = None):
+    """dbt with this warehouse (`data_dir/warehouse.duckdb`), its own target and log folders
+    (tests run side by side), issuing keys and merges in the name of `run_id`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+    env.update(CDP_DATA_DIR=str(data_dir), CDP_RUN_ID=run_id)
+    command = [
+        str(Path(sys.executable).parent / "cdp-dbt"),
+        *args,
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(data_dir / "dbt-target"),
+        "--log-path", str(data_dir / "dbt-logs"),
+    ]  # fmt: skip
+    if variables:
+        command += ["--vars", json.dumps(variables)]
+    return subprocess.run(command, env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
+
+
+def no_erasures(data_dir: Path) -> None:
+    """The table the erasure step keeps, empty: stitching reads it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute("create schema if not exists privacy")
+        con.execute(
+            "create table if not exists privacy.erased_identifiers (identifier_type varchar, "
+            "identifier_hash varchar, recorded_at timestamptz)"
+        )

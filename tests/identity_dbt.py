@@ -15,7 +15,7 @@ def dbt(data_dir: Path, *args: str, run_id: str = "test", variables: dict | None
     """dbt with this warehouse (`data_dir/warehouse.duckdb`), its own target and log folders
     (tests run side by side), issuing keys and merges in the name of `run_id`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
-    env.update(CDP_DATA_DIR=str(data_dir), CDP_RUN_ID=run_id)
+    env.update(CDP_DATA_DIR=str(data_dir), DAGSTER_RUN_ID=run_id)
     command = [
         str(Path(sys.executable).parent / "cdp-dbt"),
         *args,

@@ -305,7 +305,7 @@ def test_masked_publication_holds_no_personal_data_and_is_found_by_hash(demo_war
                 "where identifier_type = ? and identifier_value = ?",
                 [kind, digest],
             ).fetchone() == (key,)
-        # and it is erasure's hash (identity/erasure.py): the same salt makes the same value
+        # and it is erasure's hash (privacy/erasure.py): the same salt makes the same value
         assert (
             con.execute("select sha256(? || ':' || 'email' || ':' || ?)", [SALT, email]).fetchone()[
                 0

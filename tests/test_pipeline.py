@@ -90,8 +90,9 @@ def test_definitions_load_as_one_connected_graph():
         "staging/stg_ga4__events": "raw_ga4/events",
         "staging/stg_shop__orders": "raw_shop/orders",
         "staging/stg_sheets__survey_responses": "raw_sheets/survey_responses",
-        "identity/customer_identities": "identity/int_identity__observations",
-        "intermediate/int_customers__orders": "identity/order_keys",
+        "identity/int_identity__nodes": "identity/int_identity__observations",
+        "identity/int_identity__persons": "privacy/erased_identifiers",
+        "intermediate/int_customers__orders": "identity/int_identity__order_keys",
         "marts/customer_profiles": "intermediate/int_customers__attribute_candidates",
         "published/marts": "marts/customer_recommendations",
     }

@@ -272,7 +272,7 @@ def test_cdp_run_output_fits_on_a_screen_and_matches_the_marts(demo_warehouse):
     log = re.search(r"full log: (\S+)", output).group(1)
     assert "Running with dbt" in Path(log).read_text()
     stages = [line.split()[0] for line in lines if line.startswith("  ") and line[2] != " "]
-    assert {"extract", "dbt", "identity", "publish", "checks", "quarantined"} <= set(stages)
+    assert {"extract", "privacy", "dbt", "publish", "checks", "quarantined"} <= set(stages)
     checks = re.search(r"checks +(\d+) passed, (\d+) failed", output)
     assert int(checks.group(1)) >= 50 and checks.group(2) == "0"
     with duckdb.connect(str(demo_warehouse.parent / "marts.duckdb"), read_only=True) as con:

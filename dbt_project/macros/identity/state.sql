@@ -18,7 +18,7 @@
 
 {#- The Dagster run that builds the models (set by the dbt asset), else dbt's own id. -#}
 {% macro run_id() -%}
-  '{{ env_var('CDP_RUN_ID', invocation_id) }}'
+  '{{ env_var('DAGSTER_RUN_ID', invocation_id) }}'
 {%- endmacro %}
 
 {#- sha256 of "salt:type:value", as the erasure step records erased identifiers. The salt is

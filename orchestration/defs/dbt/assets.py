@@ -60,7 +60,7 @@ def dbt_build(
     config: DbtBuildConfig,
 ):
     os.environ.update(dbt_env())  # dbt inherits this process's environment
-    os.environ["CDP_RUN_ID"] = context.run_id  # issued keys and merges name their run
+    os.environ["DAGSTER_RUN_ID"] = context.run_id  # issued keys and merges name their run
     # A test runs in the build that holds all its parents: with dbt's default (eager), a
     # build of a subset would also pick a test linking a model to a seed it has not built.
     # Dagster sets its own value when it runs a subset of the checks.

@@ -12,7 +12,7 @@ import hashlib
 
 from orchestration.defs.identity.phones import parse_phone
 
-# The hash of `privacy.erased_identifiers` (identity/erasure.py): `?` is the salt.
+# The hash of `privacy.erased_identifiers` (privacy/erasure.py): `?` is the salt.
 HASH_SQL = "sha256(? || ':' || {kind} || ':' || {value})"
 
 # Per published mart: the columns replaced, as SQL over the mart's own columns. Each holds

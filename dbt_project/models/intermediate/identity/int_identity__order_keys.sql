@@ -1,7 +1,10 @@
-{#- The person (customer_key) behind every shop order, guest checkouts included. -#}
+{#- The person (customer_key) behind every shop order, guest checkouts included. An order id
+    GA4 reports that is not a number names no shop order and is left out. -#}
 
 select
-    {{ dbt.safe_cast('identifier_value', api.Column.translate_type('bigint')) }} as order_id,
+    try_cast(identifier_value as bigint) as order_id,
     customer_key
 from {{ ref('int_identity__identifier_keys') }}
-where identifier_type = 'order_id'
+where
+    identifier_type = 'order_id'
+    and try_cast(identifier_value as bigint) is not null

@@ -5,12 +5,15 @@
 The graph mimics identity data: most persons are small clusters (1-6 identifiers, linked
 as stars and short paths), a few are long chains (up to 5,000 identifiers). Node ids are
 shuffled so no order helps. The graph is written once to Parquet; each engine then runs in
-its own process on the same edges (so its peak RSS is its own) and writes node -> label.
+its own process on the same edges, read from a DuckDB database file as a warehouse holds
+them (so its peak RSS is its own, and its tables are written to the file), and gives
+node -> label.
 The partitions are compared exactly: every engine's labels are mapped to the smallest node
 of their component and must agree node by node.
 
 Engines: `cdp` (the dbt model int_identity__components, materialization
-`connected_components`, on DuckDB; its time is dbt's own for the model), `splink`
+`connected_components`, run by dbt in a process of its own, whose peak RSS is the
+engine's; the time is dbt's for the model, without dbt's start-up), `splink`
 (`cluster_pairwise_predictions_at_threshold` on DuckDB; `pip install -e '.[bench]'`) and
 `networkx` (`connected_components`, slow and memory-hungry).
 """
@@ -150,7 +153,9 @@ ENGINES = {"cdp": run_cdp, "splink": run_splink, "networkx": run_networkx}
 
 def run_engine(engine: str, graph: Path, out: Path) -> None:
     """Child process: read the graph, cluster it, write node -> smallest node of its cluster."""
-    con = duckdb.connect()
+    # a database file, as a warehouse is: every engine reads its input from it and writes its
+    # tables to it
+    con = duckdb.connect(str(out.with_suffix(".duckdb")))
     con.execute("set preserve_insertion_order = false")
     con.execute(f"create table g_nodes as select * from read_parquet('{graph}/nodes.parquet')")
     con.execute(f"create table g_edges as select * from read_parquet('{graph}/edges.parquet')")

@@ -1,8 +1,9 @@
 {#- Connected components of an undirected graph, as a materialization.
 
     The model's SQL yields integer columns (a, b): a link between two nodes, in either
-    direction, duplicates allowed; a row with a = b (or b null) is a node without links. The
-    materialized table is (node, label): label = the smallest node of the node's component.
+    direction, duplicates allowed. Every node appears in column a at least once (a row with
+    a = b, or b null, is a node without links). The materialized table is (node, label):
+    label = the smallest node of the node's component.
 
     Min-label propagation with pointer jumping, after FastSV (Zhang, Azad & Hu, 2020): every
     node keeps a parent pointer that only ever decreases; each round it takes the smallest
@@ -20,9 +21,7 @@
   {%- set max_rounds = config.get('max_rounds', 100) | int -%}
   {%- set work = {} -%}
   {%- for part in ['input', 'edges', 'parent', 'grand', 'moving', 'settled'] -%}
-    {%- do work.update({part: api.Relation.create(
-          database=this.database, schema=this.schema,
-          identifier=this.identifier ~ '__cc_' ~ part, type='table')}) -%}
+    {%- do work.update({part: cdp.cc_work_relation(part)}) -%}
   {%- endfor -%}
   {%- for relation in work.values() -%}{{ drop_relation_if_exists(relation) }}{%- endfor -%}
 
@@ -35,12 +34,14 @@
   {% do run_query(cdp.cc_replace(work.edges,
       'with given as (select a, b from ' ~ work.input ~ ' where b is not null and a <> b) '
       ~ 'select a, b from given union all select b, a from given')) %}
+  {#- every node starts at the smallest of itself and its neighbours; a linked node is an `a`
+      of the edges (both directions are there), one without links a row of its own -#}
   {% do run_query(cdp.cc_replace(work.parent,
-      'select n.node, coalesce(least(n.node, m.first_link), n.node) as parent '
-      ~ 'from (select a as node from ' ~ work.input ~ ' union select b from ' ~ work.input
-      ~ ' where b is not null) as n '
-      ~ 'left join (select a as node, min(b) as first_link from ' ~ work.edges
-      ~ ' group by a) as m on m.node = n.node')) %}
+      'select node, least(node, min(other)) as parent from ('
+      ~ 'select a as node, b as other from ' ~ work.edges
+      ~ ' union all select a, a from ' ~ work.input ~ ' where b is null or a = b'
+      ~ ') as candidates group by node')) %}
+  {{ drop_relation_if_exists(work.input) }}
   {% do run_query(cdp.cc_replace(work.settled,
       'select node, parent as label from ' ~ work.parent ~ ' where 1 = 0')) %}
 
@@ -62,7 +63,8 @@
    {%- endif -%}
   {%- endfor -%}
   {#- how the work shrank, round by round, for the asset's metadata -#}
-  {%- set rounds = work.input.incorporate(path={'identifier': this.identifier ~ '__rounds'}) -%}
+  {%- set rounds = api.Relation.create(database=this.database, schema=this.schema,
+        identifier=this.identifier ~ '__rounds', type='table') -%}
   {%- set per_round = [] -%}
   {%- for active in progress.active -%}
     {%- do per_round.append('select ' ~ loop.index ~ ' as round, ' ~ active ~ ' as active_nodes') -%}
@@ -72,9 +74,9 @@
 
   {%- set existing_relation = load_cached_relation(this) -%}
   {{ drop_relation_if_exists(existing_relation) }}
-  {{ adapter.rename_relation(work.settled, target_relation) }}
-  {%- for part in ['input', 'edges', 'parent', 'grand', 'moving'] -%}
-    {{ drop_relation_if_exists(work[part]) }}
+  {% do run_query('create table ' ~ target_relation ~ ' as select node, label from ' ~ work.settled) %}
+  {%- for relation in work.values() -%}
+    {{ drop_relation_if_exists(relation) }}
   {%- endfor -%}
 
   {{ run_hooks(post_hooks, inside_transaction=True) }}
@@ -137,13 +139,31 @@
 {% endmacro %}
 
 
+{#- A work table of the materialization: in memory where the engine has session-local
+    temporary tables (DuckDB, where rounds then never touch the warehouse file), else a table
+    beside the model's, dropped at the end. -#}
+{% macro cc_work_relation(part) %}
+  {{ return(adapter.dispatch('cc_work_relation', 'cdp')(part)) }}
+{% endmacro %}
+
+{% macro duckdb__cc_work_relation(part) %}
+  {{ return(api.Relation.create(identifier=this.identifier ~ '__cc_' ~ part, type='table')) }}
+{% endmacro %}
+
+{% macro default__cc_work_relation(part) %}
+  {{ return(api.Relation.create(database=this.database, schema=this.schema,
+                                identifier=this.identifier ~ '__cc_' ~ part, type='table')) }}
+{% endmacro %}
+
 {#- Replace a work table with the result of a query that may read the table itself. -#}
 {% macro cc_replace(relation, query) %}
   {{ return(adapter.dispatch('cc_replace', 'cdp')(relation, query)) }}
 {% endmacro %}
 
 {% macro duckdb__cc_replace(relation, query) %}
-  create or replace table {{ relation }} as {{ query }}
+  {%- if relation.schema -%} create or replace table {{ relation }} as {{ query }}
+  {%- else -%} create or replace temp table {{ relation }} as {{ query }}
+  {%- endif -%}
 {% endmacro %}
 
 {% macro default__cc_replace(relation, query) %}

@@ -17,7 +17,7 @@ survivors as (
 
 registry as (
 
-    {{ cdp.previous_state('int_identity__customer_keys', {'customer_key': 'varchar'}) }}
+    {{ cdp.previous_state('int_identity__customer_keys', {'customer_key': dbt.type_string()}) }}
 
 ),
 
@@ -56,7 +56,7 @@ fresh as (
             when registry.customer_key is null then derived.customer_key
             else
                 'cus_' || substr(
-                    md5(derived.first_identifier || '#' || cast(derived.label as varchar)), 1, 16
+                    md5(derived.first_identifier || '#' || cast(derived.label as {{ dbt.type_string() }})), 1, 16
                 )
         end as customer_key
     from derived

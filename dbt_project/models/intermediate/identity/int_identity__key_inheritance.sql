@@ -8,14 +8,15 @@ with
 previous_keys as (
 
     {{ cdp.previous_state('int_identity__identifier_keys', {
-        'identifier_type': 'varchar', 'identifier_value': 'varchar', 'customer_key': 'varchar'}) }}
+        'identifier_type': dbt.type_string(), 'identifier_value': dbt.type_string(),
+        'customer_key': dbt.type_string()}) }}
 
 ),
 
 registry as (
 
     {{ cdp.previous_state('int_identity__customer_keys', {
-        'customer_key': 'varchar', 'created_at': dbt.type_timestamp()}) }}
+        'customer_key': dbt.type_string(), 'created_at': dbt.type_timestamp()}) }}
 
 ),
 

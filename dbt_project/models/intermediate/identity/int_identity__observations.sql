@@ -9,14 +9,14 @@ customers as (
 
     select
         'shop.customers' as source,
-        customer_id::varchar as record_id,
+        cast(customer_id as {{ dbt.type_string() }}) as record_id,
         created_at as first_seen_at,
         updated_at as last_seen_at,
-        customer_id::varchar as customer_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         email,
         phone,
-        null::varchar as device,
-        null::varchar as order_id
+        cast(null as {{ dbt.type_string() }}) as device,
+        cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__customers') }}
 
 ),
@@ -25,14 +25,14 @@ orders as (
 
     select
         'shop.orders' as source,
-        order_id::varchar as record_id,
+        cast(order_id as {{ dbt.type_string() }}) as record_id,
         ordered_at as first_seen_at,
         updated_at as last_seen_at,
-        customer_id::varchar as customer_id,
+        cast(customer_id as {{ dbt.type_string() }}) as customer_id,
         email,
         phone,
-        null::varchar as device,
-        order_id::varchar as order_id
+        cast(null as {{ dbt.type_string() }}) as device,
+        cast(order_id as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__orders') }}
 
 ),
@@ -45,10 +45,10 @@ ga4_logins as (
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at,
         user_id as customer_id,
-        null::varchar as email,
-        null::varchar as phone,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as phone,
         device_id as device,
-        null::varchar as order_id
+        cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_ga4__events') }}
     where device_id is not null
     group by device_id, user_id
@@ -62,9 +62,9 @@ ga4_purchases as (
         device_id || '|' || transaction_id as record_id,
         min(event_at) as first_seen_at,
         max(event_at) as last_seen_at,
-        null::varchar as customer_id,
-        null::varchar as email,
-        null::varchar as phone,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast(null as {{ dbt.type_string() }}) as email,
+        cast(null as {{ dbt.type_string() }}) as phone,
         device_id as device,
         transaction_id as order_id
     from {{ ref('stg_ga4__events') }}
@@ -77,14 +77,14 @@ surveys as (
 
     select
         'sheets.survey_responses' as source,
-        survey_row::varchar as record_id,
+        cast(survey_row as {{ dbt.type_string() }}) as record_id,
         submitted_at as first_seen_at,
         submitted_at as last_seen_at,
-        null::varchar as customer_id,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
         email,
         phone,
-        null::varchar as device,
-        null::varchar as order_id
+        cast(null as {{ dbt.type_string() }}) as device,
+        cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_sheets__survey_responses') }}
 
 ),
@@ -96,11 +96,11 @@ email_recipients as (
         email as record_id,
         min(occurred_at) as first_seen_at,
         max(occurred_at) as last_seen_at,
-        null::varchar as customer_id,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
         email,
-        null::varchar as phone,
-        null::varchar as device,
-        null::varchar as order_id
+        cast(null as {{ dbt.type_string() }}) as phone,
+        cast(null as {{ dbt.type_string() }}) as device,
+        cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__email_events') }}
     where email is not null
     group by email
@@ -118,20 +118,10 @@ records as (
 
 ),
 
-unpivoted as (
+identifiers as (
 
-    unpivot records
-    on customer_id, email, phone, device, order_id
-    into name identifier_type value identifier_value
+    {{ cdp.identifiers_by_type('records', ['customer_id', 'email', 'phone', 'device', 'order_id']) }}
 
 )
 
-select
-    source,
-    record_id,
-    identifier_type,
-    identifier_value,
-    first_seen_at,
-    last_seen_at
-from unpivoted
-where identifier_value is not null
+select * from identifiers

@@ -6,23 +6,23 @@ with
 problems as (
 
     select
-        'shop.customers' as source, customer_id::varchar as record_id, 'email' as identifier_type,
+        'shop.customers' as source, cast(customer_id as {{ dbt.type_string() }}) as record_id, 'email' as identifier_type,
         email_raw as raw_value, email_problem as problem
     from {{ ref('stg_shop__customers') }} where email_problem is not null
     union all
-    select 'shop.customers', customer_id::varchar, 'phone', phone_raw, phone_problem
+    select 'shop.customers', cast(customer_id as {{ dbt.type_string() }}), 'phone', phone_raw, phone_problem
     from {{ ref('stg_shop__customers') }} where phone_problem is not null
     union all
-    select 'shop.orders', order_id::varchar, 'email', email_raw, email_problem
+    select 'shop.orders', cast(order_id as {{ dbt.type_string() }}), 'email', email_raw, email_problem
     from {{ ref('stg_shop__orders') }} where email_problem is not null
     union all
-    select 'shop.orders', order_id::varchar, 'phone', phone_raw, phone_problem
+    select 'shop.orders', cast(order_id as {{ dbt.type_string() }}), 'phone', phone_raw, phone_problem
     from {{ ref('stg_shop__orders') }} where phone_problem is not null
     union all
-    select 'sheets.survey_responses', survey_row::varchar, 'email', email_raw, email_problem
+    select 'sheets.survey_responses', cast(survey_row as {{ dbt.type_string() }}), 'email', email_raw, email_problem
     from {{ ref('stg_sheets__survey_responses') }} where email_problem is not null
     union all
-    select 'sheets.survey_responses', survey_row::varchar, 'phone', phone_raw, phone_problem
+    select 'sheets.survey_responses', cast(survey_row as {{ dbt.type_string() }}), 'phone', phone_raw, phone_problem
     from {{ ref('stg_sheets__survey_responses') }} where phone_problem is not null
 
 )

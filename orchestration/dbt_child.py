@@ -15,13 +15,19 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
-def main() -> int:
-    parent = os.getppid()
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies (Linux; kept across exec, so a
+    parent may also call it between fork and exec: `preexec_fn`)."""
     if sys.platform == "linux":
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            return 1
+
+
+def main() -> int:
+    parent = os.getppid()
+    die_with_parent()
+    if sys.platform == "linux" and os.getppid() != parent:  # died before the signal was armed
+        return 1
     from dbt.cli.main import cli
 
     sys.argv[0] = "dbt"

@@ -32,6 +32,15 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def seconds_running(pid: int) -> float:
+    try:
+        started = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return 0.0
+    return uptime - started / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for(condition, timeout: float = 120, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not (value := condition()):
@@ -138,7 +147,11 @@ def test_killing_cdp_run_stops_its_dbt_process(tmp_path):
                     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                 except OSError:
                     continue
-                if any(part.endswith(b"/cdp-dbt") for part in cmdline) and b"build" in cmdline:
+                if (
+                    any(part.endswith(b"/cdp-dbt") for part in cmdline)
+                    and b"build" in cmdline
+                    and seconds_running(pid) > 1  # past its start-up, when it arms the signal
+                ):
                     return pid
             return None
 

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.dbt_child import die_with_parent
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_env
 from orchestration.defs.privacy.access import export_access_requests
@@ -29,6 +30,7 @@ def stitch_identity_graph() -> None:
         cwd=DBT_PROJECT_DIR,
         capture_output=True,
         text=True,
+        preexec_fn=die_with_parent,  # armed before dbt starts: a killed run takes it along
     )  # fmt: skip
     if built.returncode != 0:
         raise dg.Failure(

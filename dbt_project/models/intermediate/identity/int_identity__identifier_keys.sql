@@ -55,9 +55,10 @@ fresh as (
         case
             when registry.customer_key is null then derived.customer_key
             else
-                'cus_' || substr(
-                    md5(derived.first_identifier || '#' || cast(derived.label as {{ dbt.type_string() }})), 1, 16
-                )
+                'cus_' || substr(md5(
+                    derived.first_identifier || '#'
+                    || cast(derived.label as {{ dbt.type_string() }})
+                ), 1, 16)
         end as customer_key
     from derived
     left join registry on derived.customer_key = registry.customer_key

@@ -120,7 +120,9 @@ records as (
 
 identifiers as (
 
-    {{ cdp.identifiers_by_type('records', ['customer_id', 'email', 'phone', 'device', 'order_id']) }}
+    {{ cdp.identifiers_by_type(
+        'records', ['customer_id', 'email', 'phone', 'device', 'order_id']
+    ) }}
 
 )
 

@@ -174,3 +174,20 @@
   {% do run_query('drop table if exists ' ~ relation) %}
   alter table {{ next }} rename to {{ relation }}
 {% endmacro %}
+
+{#- Links between the identifiers of one record: each to the record's smallest node (a star
+    per record), as (a, b) for the connected_components materialization. `members` is a
+    relation or CTE of (record, node). -#}
+{% macro star_links(members) %}
+    select
+        {{ members }}.node as a,
+        anchors.anchor as b
+    from {{ members }}
+    inner join (
+        select
+            record,
+            min(node) as anchor
+        from {{ members }}
+        group by record
+    ) as anchors on {{ members }}.record = anchors.record
+{% endmacro %}

@@ -10,20 +10,6 @@ members as (
     select * from {{ ref('int_identity__record_identifiers') }}
     where node not in (select node from {{ ref('int_identity__guard_audit') }})
 
-),
-
-anchors as (
-
-    select
-        record,
-        min(node) as anchor
-    from members
-    group by record
-
 )
 
-select
-    members.node as a,
-    anchors.anchor as b
-from members
-inner join anchors on members.record = anchors.record
+{{ cdp.star_links('members') }}

@@ -12,20 +12,6 @@ members as (
         identifier_type <> 'device'
         and node not in (select node from {{ ref('int_identity__blocked_identifiers') }})
 
-),
-
-anchors as (
-
-    select
-        record,
-        min(node) as anchor
-    from members
-    group by record
-
 )
 
-select
-    members.node as a,
-    anchors.anchor as b
-from members
-inner join anchors on members.record = anchors.record
+{{ cdp.star_links('members') }}

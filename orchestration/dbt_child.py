@@ -13,6 +13,8 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+# dbt commands that run SQL, which on the Spark engine need the session first
+SPARK_COMMANDS = {"build", "run", "seed", "test", "snapshot", "show", "run-operation"}
 
 
 def die_with_parent() -> None:
@@ -28,10 +30,28 @@ def main() -> int:
     die_with_parent()
     if sys.platform == "linux" and os.getppid() != parent:  # died before the signal was armed
         return 1
+    sys.argv[0] = "dbt"
+    if os.environ.get("CDP_ENGINE") == "spark" and set(sys.argv[1:2]) & SPARK_COMMANDS:
+        return _on_spark()
     from dbt.cli.main import cli
 
-    sys.argv[0] = "dbt"
     return cli()
+
+
+def _on_spark() -> int:
+    """The Spark engine: sources landed and the session started before dbt, the tables it
+    built made readable from DuckDB after (orchestration/spark.py)."""
+    from dbt.cli.main import dbtRunner
+
+    from orchestration import spark
+    from orchestration.settings import load_settings
+
+    settings = load_settings()
+    session = spark.start_session()
+    spark.land_sources(session, settings.warehouse_path, settings.data_dir)
+    result = dbtRunner().invoke(sys.argv[1:])
+    spark.mirror_built_tables(settings.warehouse_path, settings.data_dir)
+    return 0 if result.success else (2 if result.exception else 1)
 
 
 if __name__ == "__main__":

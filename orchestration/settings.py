@@ -37,6 +37,7 @@ class Settings:
     schedules_on: bool
     nightly_cron: str
     timezone: str
+    engine: str  # where dbt builds: "duckdb" or "spark" (orchestration/spark.py)
 
     @property
     def on_demo_ga4(self) -> bool:
@@ -53,6 +54,7 @@ class Settings:
             "CDP_DEFAULT_PHONE_REGION": self.default_phone_region,
             "CDP_REPORTING_CURRENCY": self.reporting_currency,
             "CDP_DUCKDB_MEMORY_LIMIT": self.duckdb_memory_limit,
+            "CDP_ENGINE": self.engine,
         }
         if self.as_of:
             env["CDP_AS_OF"] = self.as_of.isoformat()
@@ -102,7 +104,15 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         schedules_on=env.get("CDP_SCHEDULES") == "on",
         nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
         timezone=env.get("CDP_TIMEZONE") or "UTC",
+        engine=_engine(env),
     )
+
+
+def _engine(env) -> str:
+    value = (env.get("CDP_ENGINE") or "duckdb").strip().lower()
+    if value not in ("duckdb", "spark"):
+        raise ValueError(f"CDP_ENGINE={env.get('CDP_ENGINE')!r}: expected duckdb or spark")
+    return value
 
 
 def _currency_code(env, name: str, default: str) -> str:

@@ -8,6 +8,10 @@
     list_filter({{ column }}, lambda p: p.key = '{{ key }}')[1].value.{{ value_type }}
 {%- endmacro %}
 
+{% macro spark__ga4_param(column, key, value_type) -%}
+    try_element_at(filter({{ column }}, p -> p.key = '{{ key }}'), 1).value.{{ value_type }}
+{%- endmacro %}
+
 {% macro bigquery__ga4_param(column, key, value_type) -%}
     (select p.value.{{ value_type }} from unnest({{ column }}) as p where p.key = '{{ key }}' limit 1)
 {%- endmacro %}
@@ -19,6 +23,10 @@
 
 {% macro default__micros_to_timestamp(column) -%}
     make_timestamptz({{ column }})
+{%- endmacro %}
+
+{% macro spark__micros_to_timestamp(column) -%}
+    timestamp_micros({{ column }})
 {%- endmacro %}
 
 {% macro bigquery__micros_to_timestamp(column) -%}

@@ -1,6 +1,13 @@
 {#- Incremental staging: a nightly build transforms only the raw rows loaded since the model
     was last built (every raw row carries its load time); `cdp run --full-refresh` rebuilds
     from all of raw. Rows the erasure step deletes are deleted from staging as well. -#}
+{#- Staging models kept incrementally where the engine deletes and inserts in place (DuckDB).
+    Spark's Parquet tables take neither deletes nor merges, so there each build rebuilds them
+    from raw, which the erasure step has already purged. -#}
+{% macro incremental_on_duckdb() %}
+  {{ return('incremental' if target.type == 'duckdb' else 'table') }}
+{% endmacro %}
+
 {% macro loaded_since_last_build() -%}
     {%- if is_incremental() %}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}

@@ -3,17 +3,17 @@
 
 {#- Trim spaces, tabs, line breaks and no-break spaces (plain trim() only removes spaces). -#}
 {% macro strip(column) -%}
-    trim({{ column }}, ' ' || chr(9) || chr(10) || chr(13) || chr(160))
+    {{ cdp.trim_chars(column, "' ' || chr(9) || chr(10) || chr(13) || chr(160)") }}
 {%- endmacro %}
 
 {% macro normalize_email(column) -%}
-    case when regexp_full_match(lower({{ strip(column) }}), '[^@\s]+@[^@\s]+\.[^@\s]+')
+    case when {{ cdp.regex_full_match('lower(' ~ strip(column) ~ ')', '[^@\s]+@[^@\s]+\.[^@\s]+') }}
          then lower({{ strip(column) }}) end
 {%- endmacro %}
 
 {% macro email_problem(column) -%}
     case when nullif({{ strip(column) }}, '') is not null
-          and not regexp_full_match(lower({{ strip(column) }}), '[^@\s]+@[^@\s]+\.[^@\s]+')
+          and not {{ cdp.regex_full_match('lower(' ~ strip(column) ~ ')', '[^@\s]+@[^@\s]+\.[^@\s]+') }}
          then 'not an email address' end
 {%- endmacro %}
 
@@ -49,9 +49,23 @@
 
 {#- Timestamps typed into a sheet: ISO first, then the common day-first and month-first forms. -#}
 {% macro parse_sheet_timestamp(column) -%}
+    {{ return(adapter.dispatch('parse_sheet_timestamp', 'cdp')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__parse_sheet_timestamp(column) -%}
     coalesce(
         try_cast({{ clean_text(column) }} as timestamp),
         try_strptime({{ clean_text(column) }}, ['%d/%m/%Y %H:%M:%S', '%d/%m/%Y %H:%M', '%d/%m/%Y',
                                                 '%m/%d/%Y %H:%M:%S', '%m/%d/%Y'])
+    )
+{%- endmacro %}
+
+{% macro spark__parse_sheet_timestamp(column) -%}
+    coalesce(
+        try_cast({{ clean_text(column) }} as timestamp)
+        {%- for format in ['dd/MM/yyyy HH:mm:ss', 'dd/MM/yyyy HH:mm', 'dd/MM/yyyy',
+                           'MM/dd/yyyy HH:mm:ss', 'MM/dd/yyyy'] %},
+        try_to_timestamp({{ clean_text(column) }}, '{{ format }}')
+        {%- endfor %}
     )
 {%- endmacro %}

@@ -31,6 +31,11 @@
   sha256(getvariable('cdp_privacy_salt') || ':' || {{ kind }} || ':' || {{ value }})
 {%- endmacro %}
 
+{#- Spark: the session variable orchestration/spark.py declares -#}
+{% macro spark__erasure_hash(kind, value) -%}
+  sha2(concat(cdp_privacy_salt, ':', {{ kind }}, ':', {{ value }}), 256)
+{%- endmacro %}
+
 {#- elsewhere the engine's session registers cdp_erasure_hash(type, value), holding the salt -#}
 {% macro default__erasure_hash(kind, value) -%}
   cdp_erasure_hash({{ kind }}, {{ value }})
@@ -50,7 +55,7 @@
     erased identifier. `identifiers` maps identifier type to the column holding it. Each
     distinct value is hashed once. -#}
 {% macro forget_erased(identifiers) %}
-  {%- if cdp.erasures_recorded() -%}
+  {%- if config.get('materialized') == 'incremental' and cdp.erasures_recorded() -%}
     delete from {{ this }} where
     {%- for kind, column in identifiers.items() %}
       {{ column }} in (

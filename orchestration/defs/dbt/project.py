@@ -4,6 +4,7 @@ A manifest older than the models would silently drop lineage (dbt sources stop d
 the extract assets), so it is re-parsed whenever any project file is newer than it.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -31,9 +32,19 @@ def _newest_source_mtime() -> float:
     return max(f.stat().st_mtime for f in files if f.is_file())
 
 
+def _parsed_for_another_engine(manifest: Path) -> bool:
+    """A manifest parsed for the other engine (CDP_ENGINE) resolves other macros."""
+    adapter = json.loads(manifest.read_text())["metadata"].get("adapter_type")
+    return adapter != load_settings().engine
+
+
 def ensure_manifest() -> Path:
     manifest = dbt_project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+    if (
+        not manifest.exists()
+        or manifest.stat().st_mtime < _newest_source_mtime()
+        or _parsed_for_another_engine(manifest)
+    ):
         parsed = subprocess.run(
             [
                 DBT_EXECUTABLE,

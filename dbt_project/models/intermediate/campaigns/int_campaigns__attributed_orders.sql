@@ -101,4 +101,4 @@ select
 from latest_click
 where
     click_rank = 1
-    and ordered_at <= clicked_at + interval ({{ var('attribution_days') }}) day
+    and ordered_at <= clicked_at + interval {{ var('attribution_days') }} day

@@ -15,7 +15,7 @@ accounts as (
     from {{ ref('stg_shop__customers') }} as customers
     inner join identities
         on identities.identifier_type = 'customer_id'
-        and identities.identifier_value = customers.customer_id::varchar
+        and identities.identifier_value = customers.customer_id::string
 
 ),
 
@@ -41,7 +41,7 @@ candidates as (
     {%- set account_attributes = ['email', 'phone', 'first_name', 'last_name', 'birth_date',
                                   'city', 'country', 'company_name', 'marketing_consent'] %}
     {%- for attribute in account_attributes %}
-    select customer_key, '{{ attribute }}' as attribute, {{ attribute }}::varchar as value,
+    select customer_key, '{{ attribute }}' as attribute, {{ attribute }}::string as value,
            'shop_account' as source, updated_at as observed_at
     from accounts
     union all
@@ -63,7 +63,7 @@ candidates as (
     union all
     select customer_key, 'interests', interests_raw, 'survey', submitted_at from surveys
     union all
-    select customer_key, 'survey_age', age::varchar, 'survey', submitted_at from surveys
+    select customer_key, 'survey_age', age::string, 'survey', submitted_at from surveys
     union all
     select customer_key, 'gender', {{ normalize_gender('gender_raw') }}, 'survey', submitted_at
     from surveys

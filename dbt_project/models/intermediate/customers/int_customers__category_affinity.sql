@@ -22,7 +22,7 @@ devices as (
 
 shop_orders as (
 
-    select order_id::varchar as transaction_id
+    select order_id::string as transaction_id
     from {{ ref('stg_shop__orders') }}
 
 ),

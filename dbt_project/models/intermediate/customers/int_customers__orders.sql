@@ -13,7 +13,7 @@ orders as (
 
     select
         *,
-        (ordered_at at time zone 'UTC')::date as order_day
+        cast(ordered_at as date) as order_day
     from {{ ref('stg_shop__orders') }}
 
 ),
@@ -26,7 +26,11 @@ order_keys as (
 
 rates as (
 
-    select rate_date, currency, rate
+    select
+        rate_date,
+        currency,
+        rate,
+        lead(rate_date) over (partition by currency order by rate_date) as next_rate_date
     from {{ ref('stg_sheets__fx_rates') }}
     where currency <> '{{ reporting_currency }}'
 
@@ -45,9 +49,7 @@ converted as (
         case when orders.currency <> '{{ reporting_currency }}' then rates.rate_date end
             as fx_rate_date
     from orders
-    asof left join rates
-        on orders.currency = rates.currency
-        and orders.order_day >= rates.rate_date
+    {{ cdp.join_latest_rate('orders', 'rates') }}
 
 )
 

@@ -4,14 +4,15 @@ Gamma-Gamma from pymc-marketing). A Python model because the models come from a 
 (parameters, convergence, seconds) as JSON, which the Dagster asset shows as metadata."""
 
 from orchestration.predictions import predict
+from orchestration.spark import from_pandas, to_pandas
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    history = dbt.ref("int_customers__purchase_history").df()
+    history = to_pandas(dbt.ref("int_customers__purchase_history"))
     predictions, _ = predict(
         history,
         min_repeat_buyers=int(dbt.config.get("min_repeat_buyers")),
         monthly_discount_rate=float(dbt.config.get("monthly_discount_rate")),
     )
-    return predictions
+    return from_pandas(session, predictions)

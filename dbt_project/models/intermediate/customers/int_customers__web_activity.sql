@@ -20,9 +20,10 @@ per_device as (
         count(*) filter (where event_name = 'page_view') as page_views,
         min(event_at) as first_event_at,
         max(event_at) as last_event_at,
-        arg_min(
-            {'source': first_touch_source, 'medium': first_touch_medium, 'at': first_touch_at},
-            {'first_touch_at': first_touch_at, 'event_at': event_at}
+        min_by(
+            {{ cdp.make_struct([('source', 'first_touch_source'), ('medium', 'first_touch_medium'),
+                             ('at', 'first_touch_at')]) }},
+            {{ cdp.make_struct([('first_touch_at', 'first_touch_at'), ('event_at', 'event_at')]) }}
         ) filter (where first_touch_at is not null) as first_touch
     from {{ ref('stg_ga4__events') }}
     group by device_id
@@ -40,13 +41,16 @@ device_categories as (
 
 preferred_device as (
 
-    select devices.customer_key, device_categories.device_category
-    from device_categories
-    inner join devices using (device_id)
-    group by devices.customer_key, device_categories.device_category
+    select customer_key, device_category
+    from (
+        select devices.customer_key, device_categories.device_category,
+               sum(device_categories.events) as events
+        from device_categories
+        inner join devices using (device_id)
+        group by devices.customer_key, device_categories.device_category
+    ) as per_person
     qualify row_number() over (
-        partition by devices.customer_key
-        order by sum(device_categories.events) desc, device_categories.device_category
+        partition by customer_key order by events desc, device_category
     ) = 1
 
 ),
@@ -59,9 +63,10 @@ totals as (
         sum(per_device.page_views)::bigint as page_views,
         min(per_device.first_event_at) as first_event_at,
         max(per_device.last_event_at) as last_event_at,
-        arg_min(
+        min_by(
             per_device.first_touch,
-            {'first_touch_at': per_device.first_touch.at, 'device_id': per_device.device_id}
+            {{ cdp.make_struct([('first_touch_at', 'per_device.first_touch.at'),
+                              ('device_id', 'per_device.device_id')]) }}
         ) filter (where per_device.first_touch is not null) as first_touch
     from per_device
     inner join devices using (device_id)

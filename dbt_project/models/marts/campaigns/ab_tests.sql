@@ -10,10 +10,10 @@ tests as (
 )
 
 select
-    campaign_id::varchar as campaign_id,
-    metric::varchar as metric,
-    variant_a::varchar as variant_a,
-    variant_b::varchar as variant_b,
+    campaign_id::string as campaign_id,
+    metric::string as metric,
+    variant_a::string as variant_a,
+    variant_b::string as variant_b,
     rate_a::double as rate_a,
     rate_b::double as rate_b,
     recipients_a::bigint as recipients_a,
@@ -22,5 +22,5 @@ select
     p_value::double as p_value,
     ci_low::double as ci_low,
     ci_high::double as ci_high,
-    winner::varchar as winner
+    winner::string as winner
 from tests

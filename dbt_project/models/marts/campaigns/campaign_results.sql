@@ -12,8 +12,8 @@ variants as (
 )
 
 select
-    campaign_id::varchar as campaign_id,
-    variant::varchar as variant,
+    campaign_id::string as campaign_id,
+    variant::string as variant,
     recipients::bigint as recipients,
     delivered::bigint as delivered,
     unique_opens::bigint as unique_opens,
@@ -24,6 +24,6 @@ select
     (unique_clicks / nullif(unique_opens, 0))::double as click_to_open_rate,
     conversions::bigint as conversions,
     conversion_revenue::decimal(18, 2) as conversion_revenue,
-    first_sent_at::timestamptz as first_sent_at,
-    last_sent_at::timestamptz as last_sent_at
+    first_sent_at::{{ cdp.type_instant() }} as first_sent_at,
+    last_sent_at::{{ cdp.type_instant() }} as last_sent_at
 from variants

@@ -36,6 +36,6 @@ select
         else 'low'
     end as churn_risk,
     {{ as_of_date() }} as fitted_at,
-    predictions.note::varchar as note
+    predictions.note::string as note
 from history
 inner join predictions using (customer_key)

@@ -93,7 +93,7 @@ email as (
 inferred as (
 
     -- the strongest categories by behaviour (var `interests.top`; ties by category name)
-    select customer_key, list(category order by category_rank) as interests_inferred
+    select customer_key, {{ cdp.ordered_list('category', ['category_rank']) }} as interests_inferred
     from {{ ref('int_customers__category_affinity') }}
     where category_rank <= {{ var('interests')['top'] }}
     group by customer_key
@@ -110,7 +110,11 @@ joined as (
         attributes.last_name,
         attributes.birth_date::date as birth_date,
         coalesce(
-            date_part('year', age({{ as_of_date() }}, attributes.birth_date::date)),
+            -- whole years since the birthday
+            year({{ as_of_date() }}) - year(attributes.birth_date::date)
+            - case when month({{ as_of_date() }}) * 100 + day({{ as_of_date() }})
+                        < month(attributes.birth_date::date) * 100 + day(attributes.birth_date::date)
+                   then 1 else 0 end,
             attributes.survey_age::integer
         )::integer as age,
         coalesce(attributes.gender, 'unknown') as gender,
@@ -120,16 +124,10 @@ joined as (
         attributes.profession,
         attributes.income_band,
         coalesce(
-            list_sort(list_distinct(list_filter(
-                list_transform(
-                    regexp_split_to_array(attributes.interests, '[,;]'),
-                    lambda interest: lower(trim(interest))
-                ),
-                lambda interest: interest <> ''
-            ))),
-            []
+            {{ cdp.split_tags('attributes.interests', '[,;]') }},
+            {{ cdp.empty_list() }}
         ) as interests,
-        coalesce(inferred.interests_inferred, []) as interests_inferred,
+        coalesce(inferred.interests_inferred, {{ cdp.empty_list() }}) as interests_inferred,
         attributes.personal_values,
         attributes.lifestyle,
         attributes.preferred_channel,

@@ -167,10 +167,11 @@ best as (
     -- per person instead of sorting every candidate; structs compare field by field, and
     -- (person, item) is unique, so the fields after the first two never decide
     select person,
-           max({'score': score, 'negative_item': -item, 'item': item,
-                'co_purchased': co_purchased, 'category_liked': category_liked,
-                'category_bought': category_bought},
-               {{ settings['per_customer'] }}) as picks
+           {{ cdp.top_values(cdp.make_struct([
+                  ('score', 'score'), ('negative_item', '-item'), ('item', 'item'),
+                  ('co_purchased', 'co_purchased'), ('category_liked', 'category_liked'),
+                  ('category_bought', 'category_bought')]), settings['per_customer']) }}
+               as picks
     from unbought
     group by person
 
@@ -178,8 +179,7 @@ best as (
 
 picks as (
 
-    select person, unnest(picks, recursive := true), generate_subscripts(picks, 1) as rank
-    from best
+    {{ cdp.unnest_structs_ranked('best', 'person', 'picks') }}
 
 ),
 
@@ -187,8 +187,9 @@ because as (
 
     -- the most similar product bought (ties: the smallest sku), without sorting
     select picks.person, picks.item,
-           arg_min(similarity.bought_item,
-                   {'distance': -similarity.similarity, 'item': similarity.bought_item})
+           min_by(similarity.bought_item,
+                  {{ cdp.make_struct([('distance', '-similarity.similarity'),
+                                      ('item', 'similarity.bought_item')]) }})
                as because_of
     from picks
     inner join purchases on purchases.person = picks.person

@@ -13,13 +13,13 @@ people as (
 
     select customer_key, interests, interests_inferred
     from {{ ref('customer_profiles') }}
-    where len(interests) > 0 and len(interests_inferred) > 0
+    where {{ cdp.list_size('interests') }} > 0 and {{ cdp.list_size('interests_inferred') }} > 0
 
 ),
 
 stated as (
 
-    select customer_key, unnest(interests) as interest, interests_inferred
+    select customer_key, {{ cdp.unnest_list('interests') }} as interest, interests_inferred
     from people
 
 ),
@@ -31,7 +31,7 @@ mapped as (
         stated.customer_key,
         stated.interest,
         mapping.category,
-        list_contains(stated.interests_inferred, mapping.category) as agrees
+        array_contains(stated.interests_inferred, mapping.category) as agrees
     from stated
     inner join {{ ref('interest_categories') }} as mapping using (interest)
 
@@ -41,7 +41,7 @@ base_rates as (
 
     -- how many of the people have each category inferred
     select category, count(*) as people
-    from (select unnest(interests_inferred) as category from people)
+    from (select {{ cdp.unnest_list('interests_inferred') }} as category from people)
     group by category
 
 ),
@@ -65,7 +65,7 @@ person_categories as (
 
     select
         customer_key,
-        list_sort(list_distinct(list(category))) as categories,
+        array_sort(array_distinct(array_agg(category))) as categories,
         bool_or(agrees) as agrees
     from mapped
     group by customer_key
@@ -97,7 +97,7 @@ set_chances as (
         any_value(category_sets.agreeing) as agreeing,
         coalesce(
             sum(inferred_sets.people) filter (
-                where list_has_any(category_sets.categories, inferred_sets.interests_inferred)
+                where {{ cdp.lists_overlap('category_sets.categories', 'inferred_sets.interests_inferred') }}
             ),
             0
         ) / (select count(*) from people) as chance
@@ -129,7 +129,7 @@ feedback as (
 
 select
     survey_interest,
-    category::varchar as category,
+    category::string as category,
     people,
     agreeing,
     round(agreeing / people, 4) as agreement,

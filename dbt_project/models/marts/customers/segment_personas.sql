@@ -145,11 +145,11 @@ summary as (
         count(*) filter (where gender = 'female') as women,
         count(*) filter (where gender = 'male') as men,
         count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
-        case when sum(orders) > 0 then round(sum(revenue) / sum(orders), 2) end
+        case when sum(orders) > 0 then round(sum(revenue)::double / sum(orders), 2) end
             as avg_order_value,
         round(sum(orders) / count(*), 2) as orders_per_customer,
         case when sum(sum(revenue)) over (partition by segment_type) > 0
-             then sum(revenue) / sum(sum(revenue)) over (partition by segment_type)
+             then sum(revenue)::double / sum(sum(revenue)) over (partition by segment_type)
              else 0 end as revenue_share
     from by_type
     group by segment_type, segment
@@ -183,12 +183,11 @@ standout_text as (
     select
         segment_type,
         segment,
-        string_agg(
-            round(100 * segment_share)::integer || '% ' || trait
+        {{ cdp.ordered_string_agg(
+            "round(100 * segment_share)::integer || '% ' || trait
             || ' (' || round(lift, 1) || '× the base''s '
-            || round(100 * base_share)::integer || '%)',
-            ', ' order by lift desc, trait
-        ) as text
+            || round(100 * base_share)::integer || '%)'",
+            ', ', ['lift desc', 'trait']) }} as text
     from standouts
     group by segment_type, segment
 
@@ -197,7 +196,7 @@ standout_text as (
 overall as (
 
     select
-        round(sum(revenue) / nullif(sum(orders), 0), 2) as avg_order_value,
+        round(sum(revenue)::double / nullif(sum(orders), 0), 2) as avg_order_value,
         round(sum(orders) / count(*), 2) as orders_per_customer
     from members
 
@@ -207,25 +206,29 @@ most_common as (
 
     -- the most frequent value per segment, ties broken alphabetically (mode() is not stable)
     select segment_type, segment, preferred_channel as value
-    from by_type
-    where preferred_channel is not null
-    group by segment_type, segment, preferred_channel
+    from (
+        select segment_type, segment, preferred_channel, count(*) as n
+        from by_type
+        where preferred_channel is not null
+        group by segment_type, segment, preferred_channel
+    ) as counted
     qualify row_number() over (
-        partition by segment_type, segment order by count(*) desc, preferred_channel
+        partition by segment_type, segment order by n desc, preferred_channel
     ) = 1
 
 ),
 
 member_interests as (
 
-    select segment_type, segment, unnest(interests) as interest
+    select segment_type, segment, {{ cdp.unnest_list('interests') }} as interest
     from by_type
 
 ),
 
 interests as (
 
-    select segment_type, segment, list(interest order by n desc, interest)[1:3] as top_interests
+    select segment_type, segment, {{ cdp.list_head(cdp.ordered_list('interest', ['-n', 'interest']), 3) }}
+        as top_interests
     from (
         select segment_type, segment, interest, count(*) as n
         from member_interests
@@ -240,7 +243,7 @@ described as (
     select
         summary.*,
         channel.value as preferred_channel,
-        coalesce(interests.top_interests, []) as top_interests,
+        coalesce(interests.top_interests, {{ cdp.empty_list() }}) as top_interests,
         replace(summary.segment, '_', ' ') || ': '
         || summary.customers || ' people (' || round(100 * summary.share, 1) || '%). '
         || coalesce(
@@ -249,10 +252,10 @@ described as (
         )
         || case
             when summary.orders_per_customer = 0 then 'Have not bought yet.'
-            else format('{:.2f}', summary.orders_per_customer) || ' orders each (base '
-                || format('{:.2f}', overall.orders_per_customer) || '), '
-                || format('{:.2f}', summary.avg_order_value) || ' {{ currency }} per order (base '
-                || format('{:.2f}', overall.avg_order_value) || ').'
+            else printf('%.2f', summary.orders_per_customer) || ' orders each (base '
+                || printf('%.2f', overall.orders_per_customer) || '), '
+                || printf('%.2f', summary.avg_order_value) || ' {{ currency }} per order (base '
+                || printf('%.2f', overall.avg_order_value) || ').'
         end as description
     from summary
     cross join overall

@@ -2,7 +2,7 @@
     last ran, so the nested export is unpacked once per day instead of by every model. -#}
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.incremental_on_duckdb(),
         unique_key='export_day',
         incremental_strategy='delete+insert',
         post_hook="{{ cdp.forget_erased({'device': 'device_id', 'customer_id': 'user_id', 'order_id': 'transaction_id'}) }}"
@@ -25,7 +25,7 @@ renamed as (
         nullif(trim(user_id), '') as user_id,
         event_name,
         {{ micros_to_timestamp('event_timestamp') }} as event_at,
-        strptime(event_date, '%Y%m%d')::date as event_date,
+        {{ cdp.parse_date('event_date', '%Y%m%d', 'yyyyMMdd') }} as event_date,
         {{ ga4_param('event_params', 'ga_session_id', 'int_value') }} as ga_session_id,
         {{ ga4_param('event_params', 'page_location') }} as page_location,
         {{ ga4_param('event_params', 'page_title') }} as page_title,

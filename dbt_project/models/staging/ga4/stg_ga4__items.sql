@@ -4,7 +4,7 @@
     item's own, else the shop's category of the product with that sku (item_id = sku). -#}
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.incremental_on_duckdb(),
         unique_key='export_day',
         incremental_strategy='delete+insert',
         post_hook="{{ cdp.forget_erased({'device': 'device_id', 'customer_id': 'user_id', 'order_id': 'transaction_id'}) }}"
@@ -28,7 +28,7 @@ unnested as (
         event_name,
         event_timestamp,
         ecommerce.transaction_id as transaction_id,
-        unnest(items) as item,
+        {{ cdp.unnest_list('items') }} as item,
         _export_day,
         _loaded_at
     from source

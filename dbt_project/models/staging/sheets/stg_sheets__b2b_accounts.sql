@@ -10,7 +10,7 @@ renamed as (
 
     select
         {{ clean_text('company_name') }} as company_name,
-        lower(ltrim({{ clean_text('email_domain') }}, '@')) as email_domain,
+        lower(regexp_replace({{ clean_text('email_domain') }}, '^@+', '')) as email_domain,
         lower({{ clean_text('industry') }}) as industry,
         {{ clean_text('company_size') }} as company_size,
         {{ clean_text('account_manager') }} as account_manager

@@ -1,9 +1,9 @@
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.incremental_on_duckdb(),
         unique_key='customer_id',
         incremental_strategy='delete+insert',
-        post_hook="{{ cdp.forget_erased({'customer_id': 'cast(customer_id as varchar)', 'email': 'email', 'phone': 'phone'}) }}"
+        post_hook="{{ cdp.forget_erased({'customer_id': 'cast(customer_id as string)', 'email': 'email', 'phone': 'phone'}) }}"
     )
 }}
 

@@ -1,6 +1,6 @@
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.incremental_on_duckdb(),
         unique_key='email_event_id',
         incremental_strategy='delete+insert',
         post_hook="{{ cdp.forget_erased({'email': 'email'}) }}"

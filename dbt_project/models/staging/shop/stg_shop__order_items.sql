@@ -1,9 +1,9 @@
 {{
     config(
-        materialized='incremental',
+        materialized=cdp.incremental_on_duckdb(),
         unique_key='order_id',
         incremental_strategy='delete+insert',
-        post_hook="{{ cdp.forget_erased({'order_id': 'cast(order_id as varchar)'}) }}"
+        post_hook="{{ cdp.forget_erased({'order_id': 'cast(order_id as string)'}) }}"
     )
 }}
 

@@ -1,0 +1,225 @@
+"""The Spark engine (CDP_ENGINE=spark): dbt builds staging, identity and marts on Spark.
+
+Extraction, quarantine and erasure stay where they are, in `warehouse.duckdb`. Around each
+dbt invocation `cdp-dbt` (orchestration/dbt_child.py) does three things here:
+
+1. lands every table dbt reads as a source as Parquet under `$CDP_DATA_DIR/spark/raw` and
+   registers it in Spark's catalog (`land_sources`);
+2. starts the Spark session dbt-spark's `session` method then picks up, with the project's
+   functions on it: phone parsing as vectorized pandas UDFs, the erasure salt as a session
+   variable, and a runner for dbt's Python models (`start_session`);
+3. after dbt, makes every table Spark built readable from `warehouse.duckdb` as a view on
+   its Parquet files (`mirror_built_tables`), so the quality suites, the publication of
+   `marts.duckdb` and the audits read the same schemas on either engine.
+
+On a cluster the same session is a Spark Connect client (`SPARK_REMOTE`) or runs against a
+master named by CDP_SPARK_MASTER (docs/engines.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from orchestration.settings import DBT_PROJECT_DIR, load_settings
+
+SOURCE_SCHEMAS_FILE = "sources.json"
+
+
+def spark_dir(data_dir: Path) -> Path:
+    return data_dir / "spark"
+
+
+def session_conf(data_dir: Path) -> dict[str, str]:
+    """The session's settings. Static ones (master, warehouse, metastore, memory) only apply
+    to the session that starts the JVM, which is why the session is started here and not by
+    dbt-spark from profiles.yml."""
+    root = spark_dir(data_dir)
+    return {
+        "spark.master": os.environ.get("CDP_SPARK_MASTER") or "local[2]",
+        "spark.app.name": "cdp",
+        "spark.driver.memory": os.environ.get("CDP_SPARK_DRIVER_MEMORY") or "4g",
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        # the catalog (an embedded Derby database) and its log inside the data dir
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={root / 'metastore'};create=true"
+        ),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+        "spark.local.dir": str(root / "tmp"),
+        "spark.sql.session.timeZone": "UTC",
+        # timestamps as Parquet's own type, so DuckDB reads them back as timestamptz
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        # few, adaptive shuffle partitions: the default 200 costs more than the work here
+        "spark.sql.shuffle.partitions": os.environ.get("CDP_SPARK_SHUFFLE_PARTITIONS") or "8",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }
+
+
+def start_session():
+    """The Spark session dbt-spark (`method: session`) will use, with the project's functions."""
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local session needs no network
+    from pyspark.sql import SparkSession
+
+    settings = load_settings()
+    (spark_dir(settings.data_dir) / "tmp").mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in session_conf(settings.data_dir).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    # dbt reports a failing statement itself; PySpark would also print it as JSON
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    _register_functions(spark)
+    _declare_salt(spark, settings.data_dir)
+    _run_python_models_in_session()
+    return spark
+
+
+def _register_functions(spark) -> None:
+    """cdp_phone_e164 / cdp_phone_problem, as on DuckDB: libphonenumber over whole batches."""
+    from pyspark.sql.functions import pandas_udf
+
+    spark.udf.register("cdp_phone_e164", pandas_udf(_phone_e164, "string"))
+    spark.udf.register("cdp_phone_problem", pandas_udf(_phone_problem, "string"))
+
+
+def _phone_e164(raws, regions):
+    import pandas as pd
+
+    from orchestration.defs.identity.phones import parse_phones
+
+    parsed = parse_phones(_texts(raws), _texts(regions))
+    return pd.Series([e164 for e164, _ in parsed], dtype=object)
+
+
+def _phone_problem(raws, regions):
+    import pandas as pd
+
+    from orchestration.defs.identity.phones import parse_phones
+
+    parsed = parse_phones(_texts(raws), _texts(regions))
+    return pd.Series([problem for _, problem in parsed], dtype=object)
+
+
+def _texts(series) -> list[str | None]:
+    return [None if value is None or value != value else str(value) for value in series]
+
+
+def _declare_salt(spark, data_dir: Path) -> None:
+    """The erasure salt as the session variable the `erasure_hash` macro reads, so it never
+    appears in SQL that dbt logs."""
+    from orchestration.defs.privacy.erasure import privacy_salt
+
+    salt = privacy_salt(data_dir).replace("\\", "\\\\").replace("'", "\\'")
+    spark.sql(f"declare or replace variable cdp_privacy_salt string default '{salt}'")
+
+
+class SessionPythonJob:
+    """Runs a dbt Python model in this process's Spark session. dbt-spark submits Python
+    models only to Databricks; the compiled code itself (the model, then dbt-spark's writer)
+    needs nothing but a `spark` global."""
+
+    def __init__(self, parsed_model: dict, credentials) -> None:
+        self.name = parsed_model.get("unique_id", "python model")
+
+    def submit(self, compiled_code: str):
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        exec(compile(compiled_code, self.name, "exec"), {"spark": spark})
+
+
+def _run_python_models_in_session() -> None:
+    from dbt.adapters.spark.impl import SparkAdapter
+
+    helpers = dict(SparkAdapter.python_submission_helpers.fget(None), session=SessionPythonJob)
+    SparkAdapter.python_submission_helpers = property(lambda self: helpers)
+    SparkAdapter.default_python_submission_method = property(lambda self: "session")
+
+
+def _source_tables() -> list[tuple[str, str]]:
+    """(schema, table) of every dbt source, from the parsed project."""
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not manifest.exists():
+        raise RuntimeError(f"{manifest} is missing: run `cdp-dbt parse` first")
+    sources = json.loads(manifest.read_text())["sources"].values()
+    return sorted({(s["schema"], s["identifier"]) for s in sources})
+
+
+def land_sources(spark, warehouse: Path, data_dir: Path) -> dict[str, int]:
+    """Write each source table of `warehouse.duckdb` as Parquet and (re)register it in Spark.
+
+    A new folder per landing, swapped in by the catalog: Spark reads the old files or the new
+    ones, never half of each. Returns rows landed per table."""
+    root = spark_dir(data_dir) / "raw"
+    landed: dict[str, int] = {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute("set TimeZone = 'UTC'")
+        present = set(
+            con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
+        )
+        for schema, table in _source_tables():
+            if (schema, table) not in present:
+                continue
+            folder = root / schema / table / uuid.uuid4().hex
+            folder.mkdir(parents=True)
+            con.execute(
+                f"copy {schema}.{table} to '{folder / 'part-0.parquet'}' (format parquet)"
+            )
+            landed[f"{schema}.{table}"] = con.execute(
+                f"select count(*) from {schema}.{table}"
+            ).fetchone()[0]
+            spark.sql(f"create database if not exists {schema}")
+            spark.sql(f"drop table if exists {schema}.{table}")
+            spark.sql(f"create table {schema}.{table} using parquet location '{folder}'")
+            for old in (root / schema / table).iterdir():
+                if old != folder:
+                    shutil.rmtree(old, ignore_errors=True)
+    return landed
+
+
+def mirror_built_tables(warehouse: Path, data_dir: Path) -> list[str]:
+    """A view in `warehouse.duckdb` on every table Spark built (its managed tables live in
+    `<warehouse dir>/<schema>.db/<table>`), replacing what an earlier run left there."""
+    built = spark_dir(data_dir) / "warehouse"
+    names = []
+    with duckdb.connect(str(warehouse)) as con:
+        tables = set(con.execute("select schema_name, table_name from duckdb_tables()").fetchall())
+        for schema_dir in sorted(built.glob("*.db")):
+            schema = schema_dir.name.removesuffix(".db")
+            con.execute(f"create schema if not exists {schema}")
+            for table_dir in sorted(p for p in schema_dir.iterdir() if p.is_dir()):
+                files = table_dir / "**" / "*.parquet"
+                if not any(table_dir.rglob("*.parquet")):
+                    continue
+                name = f"{schema}.{table_dir.name}"
+                if (schema, table_dir.name) in tables:  # built by the DuckDB engine before
+                    con.execute(f"drop table {name}")
+                con.execute(
+                    f"create or replace view {name} as select * from read_parquet('{files}')"
+                )
+                names.append(name)
+    return names
+
+
+def to_pandas(relation):
+    """A dbt Python model's input as pandas: a DuckDB relation or a Spark DataFrame."""
+    return relation.toPandas() if hasattr(relation, "toPandas") else relation.df()
+
+
+def from_pandas(session, frame):
+    """A dbt Python model's output: pandas for DuckDB, a Spark DataFrame for Spark (dbt-spark's
+    own conversion goes through pandas-on-Spark, which changes dtypes)."""
+    if hasattr(session, "createDataFrame"):
+        return session.createDataFrame(frame)
+    return frame

@@ -38,6 +38,9 @@ class Settings:
     nightly_cron: str
     timezone: str
     engine: str  # where dbt builds: "duckdb" or "spark" (orchestration/spark.py)
+    spark_master: str  # the Spark engine's master: local[N], yarn, spark://host:port, k8s://...
+    spark_driver_memory: str
+    spark_shuffle_partitions: int
 
     @property
     def on_demo_ga4(self) -> bool:
@@ -105,6 +108,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
         timezone=env.get("CDP_TIMEZONE") or "UTC",
         engine=_engine(env),
+        spark_master=env.get("CDP_SPARK_MASTER") or "local[2]",
+        spark_driver_memory=env.get("CDP_SPARK_DRIVER_MEMORY") or "4g",
+        spark_shuffle_partitions=int(env.get("CDP_SPARK_SHUFFLE_PARTITIONS") or 8),
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.settings import DBT_PROJECT_DIR, load_settings
+from orchestration.settings import DBT_PROJECT_DIR, Settings, load_settings
 
 SOURCE_SCHEMAS_FILE = "sources.json"
 
@@ -37,15 +37,15 @@ def spark_dir(data_dir: Path) -> Path:
     return data_dir / "spark"
 
 
-def session_conf(data_dir: Path) -> dict[str, str]:
+def session_conf(settings: Settings) -> dict[str, str]:
     """The session's settings. Static ones (master, warehouse, metastore, memory) only apply
     to the session that starts the JVM, which is why the session is started here and not by
     dbt-spark from profiles.yml."""
-    root = spark_dir(data_dir)
+    root = spark_dir(settings.data_dir)
     return {
-        "spark.master": os.environ.get("CDP_SPARK_MASTER") or "local[2]",
+        "spark.master": settings.spark_master,
         "spark.app.name": "cdp",
-        "spark.driver.memory": os.environ.get("CDP_SPARK_DRIVER_MEMORY") or "4g",
+        "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.warehouse.dir": str(root / "warehouse"),
         # the catalog (an embedded Derby database) and its log inside the data dir
         "spark.hadoop.javax.jdo.option.ConnectionURL": (
@@ -57,7 +57,7 @@ def session_conf(data_dir: Path) -> dict[str, str]:
         # timestamps as Parquet's own type, so DuckDB reads them back as timestamptz
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         # few, adaptive shuffle partitions: the default 200 costs more than the work here
-        "spark.sql.shuffle.partitions": os.environ.get("CDP_SPARK_SHUFFLE_PARTITIONS") or "8",
+        "spark.sql.shuffle.partitions": str(settings.spark_shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
@@ -73,7 +73,7 @@ def start_session():
     settings = load_settings()
     (spark_dir(settings.data_dir) / "tmp").mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder.enableHiveSupport()
-    for key, value in session_conf(settings.data_dir).items():
+    for key, value in session_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
@@ -165,17 +165,13 @@ def land_sources(spark, warehouse: Path, data_dir: Path) -> dict[str, int]:
     landed: dict[str, int] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        present = set(
-            con.execute("select schema_name, table_name from duckdb_tables()").fetchall()
-        )
+        present = set(con.execute("select schema_name, table_name from duckdb_tables()").fetchall())
         for schema, table in _source_tables():
             if (schema, table) not in present:
                 continue
             folder = root / schema / table / uuid.uuid4().hex
             folder.mkdir(parents=True)
-            con.execute(
-                f"copy {schema}.{table} to '{folder / 'part-0.parquet'}' (format parquet)"
-            )
+            con.execute(f"copy {schema}.{table} to '{folder / 'part-0.parquet'}' (format parquet)")
             landed[f"{schema}.{table}"] = con.execute(
                 f"select count(*) from {schema}.{table}"
             ).fetchone()[0]

@@ -209,3 +209,10 @@
 {% macro spark__ordered_string_agg(value, separator, order_by) -%}
   listagg({{ value }}, '{{ separator }}') within group (order by {{ order_by | join(', ') }})
 {%- endmacro %}
+
+{#- A double rounded to `digits` decimals, halves up, the same on every engine: DuckDB's
+    round() looks at the double's binary value and Spark's at its shortest decimal form, so
+    on a half (0.24375) they part. Decimals are rounded with round() itself. -#}
+{% macro round_half_up(value, digits) -%}
+    (floor(({{ value }}) * 1e{{ digits }} + 0.5) / 1e{{ digits }})
+{%- endmacro %}

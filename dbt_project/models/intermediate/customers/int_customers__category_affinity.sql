@@ -95,7 +95,7 @@ summed as (
         customer_key,
         category,
         -- rounded, so that equal signals summed in another order still tie
-        round(sum(score), 6) as score,
+        {{ cdp.round_half_up('sum(score)', 6) }} as score,
         sum(views)::bigint as views,
         sum(cart_adds)::bigint as cart_adds,
         sum(purchases)::bigint as purchases

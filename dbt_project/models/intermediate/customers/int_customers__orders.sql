@@ -55,7 +55,7 @@ converted as (
 
 select
     converted.*,
-    round(converted.total_amount * converted.fx_rate, 2)::decimal(18, 2) as reporting_amount,
+    {{ cdp.round_half_up('converted.total_amount::double * converted.fx_rate', 2) }}::decimal(18, 2) as reporting_amount,
     '{{ reporting_currency }}' as reporting_currency,
     order_keys.customer_key,
     converted.status in (

@@ -222,7 +222,7 @@ select
     ranked.rank::bigint as rank,
     products.sku,
     products.category,
-    round(ranked.score, 4) as score,
+    {{ cdp.round_half_up('ranked.score', 4) }} as score,
     case
         when ranked.because_of is not null
             then 'bought by people who also bought ' || because.product_name

@@ -132,7 +132,7 @@ select
     category::string as category,
     people,
     agreeing,
-    round(agreeing / people, 4) as agreement,
-    round(expected_by_chance, 4) as expected_by_chance,
-    round(agreeing / people / nullif(expected_by_chance, 0), 2) as lift
+    {{ cdp.round_half_up('agreeing / people', 4) }} as agreement,
+    {{ cdp.round_half_up('expected_by_chance', 4) }} as expected_by_chance,
+    {{ cdp.round_half_up('agreeing / people / nullif(expected_by_chance, 0)', 2) }} as lift
 from feedback

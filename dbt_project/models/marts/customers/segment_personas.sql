@@ -141,13 +141,13 @@ summary as (
         segment,
         count(*) as customers,
         count(*) / sum(count(*)) over (partition by segment_type) as share,
-        round(avg(age), 1) as avg_age,
+        {{ cdp.round_half_up('avg(age)', 1) }} as avg_age,
         count(*) filter (where gender = 'female') as women,
         count(*) filter (where gender = 'male') as men,
         count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
-        case when sum(orders) > 0 then round(sum(revenue)::double / sum(orders), 2) end
+        case when sum(orders) > 0 then {{ cdp.round_half_up('sum(revenue)::double / sum(orders)', 2) }} end
             as avg_order_value,
-        round(sum(orders) / count(*), 2) as orders_per_customer,
+        {{ cdp.round_half_up('sum(orders) / count(*)', 2) }} as orders_per_customer,
         case when sum(sum(revenue)) over (partition by segment_type) > 0
              then sum(revenue)::double / sum(sum(revenue)) over (partition by segment_type)
              else 0 end as revenue_share
@@ -184,9 +184,9 @@ standout_text as (
         segment_type,
         segment,
         {{ cdp.ordered_string_agg(
-            "round(100 * segment_share)::integer || '% ' || trait
-            || ' (' || round(lift, 1) || '× the base''s '
-            || round(100 * base_share)::integer || '%)'",
+            cdp.round_half_up('100 * segment_share', 0) ~ "::integer || '% ' || trait
+            || ' (' || " ~ cdp.round_half_up('lift', 1) ~ " || '× the base''s '
+            || " ~ cdp.round_half_up('100 * base_share', 0) ~ "::integer || '%)'",
             ', ', ['lift desc', 'trait']) }} as text
     from standouts
     group by segment_type, segment
@@ -196,8 +196,8 @@ standout_text as (
 overall as (
 
     select
-        round(sum(revenue)::double / nullif(sum(orders), 0), 2) as avg_order_value,
-        round(sum(orders) / count(*), 2) as orders_per_customer
+        {{ cdp.round_half_up('sum(revenue)::double / nullif(sum(orders), 0)', 2) }} as avg_order_value,
+        {{ cdp.round_half_up('sum(orders) / count(*)', 2) }} as orders_per_customer
     from members
 
 ),
@@ -245,7 +245,7 @@ described as (
         channel.value as preferred_channel,
         coalesce(interests.top_interests, {{ cdp.empty_list() }}) as top_interests,
         replace(summary.segment, '_', ' ') || ': '
-        || summary.customers || ' people (' || round(100 * summary.share, 1) || '%). '
+        || summary.customers || ' people (' || {{ cdp.round_half_up('100 * summary.share', 1) }} || '%). '
         || coalesce(
             'Stand out: ' || standout_text.text || '. ',
             'Close to the base on every trait. '
@@ -270,7 +270,7 @@ select
     segment_type,
     segment,
     customers,
-    round(share, 4) as share,
+    {{ cdp.round_half_up('share', 4) }} as share,
     avg_age,
     case
         when gender_known = 0 then 'unknown'
@@ -280,7 +280,7 @@ select
     top_interests,
     avg_order_value,
     orders_per_customer,
-    round(revenue_share, 4) as revenue_share,
+    {{ cdp.round_half_up('revenue_share', 4) }} as revenue_share,
     preferred_channel,
     description
 from described

@@ -23,7 +23,7 @@ renamed as (
         lower({{ clean_text('profession') }}) as profession,
         {{ clean_text('income_band') }} as income_band,
         {{ clean_text('interests') }} as interests_raw,
-        lower({{ clean_text('"values"') }}) as personal_values,
+        lower({{ clean_text(adapter.quote('values')) }}) as personal_values,
         lower({{ clean_text('lifestyle') }}) as lifestyle,
         lower({{ clean_text('preferred_channel') }}) as preferred_channel,
         lower({{ clean_text('buys_for') }}) as buys_for

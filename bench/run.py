@@ -27,6 +27,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate  # noqa: E402
 
+from orchestration.settings import load_settings  # noqa: E402
 from orchestration.warehouse import connect  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -138,6 +139,12 @@ def main() -> None:
             "select current_setting('threads'), current_setting('memory_limit')"
         ).fetchall()[0]
     print(f"\nDuckDB {duckdb.__version__}: threads={settings[0]}, memory_limit={settings[1]}")
+    engine = load_settings()
+    if engine.engine == "spark":
+        print(
+            f"dbt on Spark: master={engine.spark_master}, driver memory="
+            f"{engine.spark_driver_memory}, shuffle partitions={engine.spark_shuffle_partitions}"
+        )
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

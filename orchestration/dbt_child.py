@@ -11,6 +11,7 @@ import ctypes
 import os
 import signal
 import sys
+import time
 
 PR_SET_PDEATHSIG = 1
 # dbt commands that run SQL, which on the Spark engine need the session first
@@ -47,8 +48,14 @@ def _on_spark() -> int:
     from orchestration.settings import load_settings
 
     settings = load_settings()
+    started = time.perf_counter()
     session = spark.start_session()
-    spark.land_sources(session, settings.warehouse_path, settings.data_dir)
+    landed = spark.land_sources(session, settings.warehouse_path, settings.data_dir)
+    print(
+        f"cdp-dbt: Spark session started and {sum(landed.values()):,} source rows landed "
+        f"as Parquet in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
     result = dbtRunner().invoke(sys.argv[1:])
     spark.mirror_built_tables(settings.warehouse_path, settings.data_dir)
     return 0 if result.success else (2 if result.exception else 1)

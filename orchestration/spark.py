@@ -157,31 +157,82 @@ def _source_tables() -> list[tuple[str, str]]:
 
 
 def land_sources(spark, warehouse: Path, data_dir: Path) -> dict[str, int]:
-    """Write each source table of `warehouse.duckdb` as Parquet and (re)register it in Spark.
+    """Write each source table of `warehouse.duckdb` as Parquet and register it in Spark.
 
-    A new folder per landing, swapped in by the catalog: Spark reads the old files or the new
-    ones, never half of each. Returns rows landed per table."""
+    A table loaded per GA4 export day (`_export_day`) lands one file per day, named by the
+    day's row count and latest load time, so a night rewrites only the days it loaded or
+    erased from; other tables land whole. Returns rows written per table."""
     root = spark_dir(data_dir) / "raw"
     landed: dict[str, int] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        present = set(con.execute("select schema_name, table_name from duckdb_tables()").fetchall())
+        present = set(
+            con.execute(
+                "select schema_name, table_name from duckdb_columns() where column_name = "
+                "'_export_day' union all select schema_name, table_name || '*' from "
+                "duckdb_tables()"
+            ).fetchall()
+        )
         for schema, table in _source_tables():
-            if (schema, table) not in present:
+            if (schema, table + "*") not in present:
                 continue
-            folder = root / schema / table / uuid.uuid4().hex
-            folder.mkdir(parents=True)
-            con.execute(f"copy {schema}.{table} to '{folder / 'part-0.parquet'}' (format parquet)")
-            landed[f"{schema}.{table}"] = con.execute(
-                f"select count(*) from {schema}.{table}"
-            ).fetchone()[0]
+            folder = root / schema / table
+            if (schema, table) in present:
+                landed[f"{schema}.{table}"] = _land_by_day(con, f"{schema}.{table}", folder)
+            else:
+                landed[f"{schema}.{table}"] = _land_whole(con, f"{schema}.{table}", folder)
             spark.sql(f"create database if not exists {schema}")
             spark.sql(f"drop table if exists {schema}.{table}")
-            spark.sql(f"create table {schema}.{table} using parquet location '{folder}'")
-            for old in (root / schema / table).iterdir():
-                if old != folder:
-                    shutil.rmtree(old, ignore_errors=True)
+            spark.sql(
+                f"create table {schema}.{table} using parquet location '{folder}' "
+                "options (recursiveFileLookup 'true')"
+            )
     return landed
+
+
+def _land_whole(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> int:
+    """The table as one new file; older files go once it is written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    new = folder / f"{uuid.uuid4().hex}.parquet"
+    con.execute(f"copy {table} to '{new}' (format parquet)")
+    for old in folder.iterdir():
+        if old != new:
+            _remove(old)
+    return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def _land_by_day(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> int:
+    days = con.execute(
+        f"select _export_day, count(*), epoch_us(max(_loaded_at)) from {table} group by all"
+    ).fetchall()
+    wanted = {f"day={day}": f"{rows}-{loaded}.parquet" for day, rows, loaded in days}
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in set(p.name for p in folder.iterdir()) - set(wanted):
+        _remove(folder / stale)  # a day no longer in raw (a full refresh, an erasure)
+    written = 0
+    for (day, rows, _), (name, file) in zip(days, wanted.items(), strict=True):
+        day_folder = folder / name
+        if [p.name for p in day_folder.glob("*")] == [file]:
+            continue
+        day_folder.mkdir(exist_ok=True)
+        partial = day_folder / f"{file}.partial"  # a crash mid-write leaves no file by the name
+        con.execute(
+            f"copy (select * from {table} where _export_day = '{day.isoformat()}') "
+            f"to '{partial}' (format parquet)"
+        )
+        partial.rename(day_folder / file)
+        for old in day_folder.iterdir():
+            if old.name != file:
+                _remove(old)
+        written += rows
+    return written
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def mirror_built_tables(warehouse: Path, data_dir: Path) -> list[str]:

@@ -216,3 +216,19 @@
 {% macro round_half_up(value, digits) -%}
     (floor(({{ value }}) * 1e{{ digits }} + 0.5) / 1e{{ digits }})
 {%- endmacro %}
+
+{#- Whole days from `start` to `end` (dates). -#}
+{% macro days_between(start, end) %}
+  {{ return(adapter.dispatch('days_between', 'cdp')(start, end)) }}
+{% endmacro %}
+
+{% macro duckdb__days_between(start, end) -%} date_diff('day', {{ start }}, {{ end }}) {%- endmacro %}
+
+{% macro spark__days_between(start, end) -%} datediff({{ end }}, {{ start }}) {%- endmacro %}
+
+{#- Whole years from `birth` to `day` (dates): an age. -#}
+{% macro whole_years(birth, day) -%}
+    year({{ day }}) - year({{ birth }})
+    - case when month({{ day }}) * 100 + day({{ day }}) < month({{ birth }}) * 100 + day({{ birth }})
+           then 1 else 0 end
+{%- endmacro %}

@@ -3,7 +3,7 @@
 {% macro interest_decay(at) -%}
     pow(
         0.5,
-        greatest({{ dbt.datediff('(' ~ at ~ ')::date', as_of_date(), 'day') }}, 0)
+        greatest({{ cdp.days_between('(' ~ at ~ ')::date', as_of_date()) }}, 0)
         / {{ var('interests')['half_life_days'] }}
     )
 {%- endmacro %}

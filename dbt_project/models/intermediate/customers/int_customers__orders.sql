@@ -55,7 +55,10 @@ converted as (
 
 select
     converted.*,
-    {{ cdp.round_half_up('converted.total_amount::double * converted.fx_rate', 2) }}::decimal(18, 2) as reporting_amount,
+    cast(
+        {{ cdp.round_half_up('converted.total_amount::double * converted.fx_rate', 2) }}
+        as decimal(18, 2)
+    ) as reporting_amount,
     '{{ reporting_currency }}' as reporting_currency,
     order_keys.customer_key,
     converted.status in (

@@ -28,8 +28,8 @@ numbered as (
 select
     customer_key,
     count(*) - 1 as frequency,
-    {{ dbt.datediff('min(order_day)', 'max(order_day)', 'day') }} as recency_days,
-    {{ dbt.datediff('min(order_day)', as_of_date(), 'day') }} as tenure_days,
+    {{ cdp.days_between('min(order_day)', 'max(order_day)') }} as recency_days,
+    {{ cdp.days_between('min(order_day)', as_of_date()) }} as tenure_days,
     avg(amount) filter (where order_day > first_day) as monetary_value
 from numbered
 group by customer_key

@@ -52,7 +52,10 @@ totals as (
 
 select
     totals.*,
-    case when totals.orders > 0 then {{ cdp.round_half_up('totals.revenue::double / totals.orders', 2) }} end
+    case
+        when totals.orders > 0
+            then {{ cdp.round_half_up('totals.revenue::double / totals.orders', 2) }}
+    end
         as avg_order_value,
     favorite_category.favorite_category
 from totals

@@ -26,8 +26,10 @@ select
     history.tenure_days::bigint as tenure_days,
     predictions.p_alive,
     predictions.expected_orders_90d,
-    {{ cdp.round_half_up('predictions.expected_avg_order_value', 2) }}::decimal(18, 2) as expected_avg_order_value,
-    {{ cdp.round_half_up('predictions.predicted_clv_12m', 2) }}::decimal(18, 2) as predicted_clv_12m,
+    cast({{ cdp.round_half_up('predictions.expected_avg_order_value', 2) }} as decimal(18, 2))
+        as expected_avg_order_value,
+    cast({{ cdp.round_half_up('predictions.predicted_clv_12m', 2) }} as decimal(18, 2))
+        as predicted_clv_12m,
     '{{ reporting_currency() }}' as currency,
     case
         when predictions.p_alive is null then null

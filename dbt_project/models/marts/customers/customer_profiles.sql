@@ -110,11 +110,7 @@ joined as (
         attributes.last_name,
         attributes.birth_date::date as birth_date,
         coalesce(
-            -- whole years since the birthday
-            year({{ as_of_date() }}) - year(attributes.birth_date::date)
-            - case when month({{ as_of_date() }}) * 100 + day({{ as_of_date() }})
-                        < month(attributes.birth_date::date) * 100 + day(attributes.birth_date::date)
-                   then 1 else 0 end,
+            {{ cdp.whole_years('attributes.birth_date::date', as_of_date()) }},
             attributes.survey_age::integer
         )::integer as age,
         coalesce(attributes.gender, 'unknown') as gender,

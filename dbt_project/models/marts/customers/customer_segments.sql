@@ -48,7 +48,7 @@ buyers as (
     from (
         select
             *,
-            {{ dbt.datediff('last_order_at::date', as_of_date(), 'day') }} as recency_days
+            {{ cdp.days_between('last_order_at::date', as_of_date()) }} as recency_days
         from profiles
         where orders > 0
     )
@@ -65,7 +65,7 @@ scored as (
         coalesce(grid.rfm_segment, 'Prospect') as rfm_segment,
         case
             when buyers.customer_key is null then 'prospect'
-            when {{ dbt.datediff('profiles.first_order_at::date', as_of_date(), 'day') }}
+            when {{ cdp.days_between('profiles.first_order_at::date', as_of_date()) }}
                 <= {{ var('lifecycle')['new_within_days'] }} then 'new'
             when buyers.recency_days <= {{ var('lifecycle')['active_within_days'] }} then 'active'
             when buyers.recency_days <= {{ var('lifecycle')['at_risk_within_days'] }}

@@ -97,7 +97,8 @@ set_chances as (
         any_value(category_sets.agreeing) as agreeing,
         coalesce(
             sum(inferred_sets.people) filter (
-                where {{ cdp.lists_overlap('category_sets.categories', 'inferred_sets.interests_inferred') }}
+                where {{ cdp.lists_overlap('category_sets.categories',
+                                           'inferred_sets.interests_inferred') }}
             ),
             0
         ) / (select count(*) from people) as chance

@@ -145,7 +145,10 @@ summary as (
         count(*) filter (where gender = 'female') as women,
         count(*) filter (where gender = 'male') as men,
         count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
-        case when sum(orders) > 0 then {{ cdp.round_half_up('sum(revenue)::double / sum(orders)', 2) }} end
+        case
+            when sum(orders) > 0
+                then {{ cdp.round_half_up('sum(revenue)::double / sum(orders)', 2) }}
+        end
             as avg_order_value,
         {{ cdp.round_half_up('sum(orders) / count(*)', 2) }} as orders_per_customer,
         case when sum(sum(revenue)) over (partition by segment_type) > 0
@@ -196,7 +199,8 @@ standout_text as (
 overall as (
 
     select
-        {{ cdp.round_half_up('sum(revenue)::double / nullif(sum(orders), 0)', 2) }} as avg_order_value,
+        {{ cdp.round_half_up('sum(revenue)::double / nullif(sum(orders), 0)', 2) }}
+            as avg_order_value,
         {{ cdp.round_half_up('sum(orders) / count(*)', 2) }} as orders_per_customer
     from members
 
@@ -227,7 +231,10 @@ member_interests as (
 
 interests as (
 
-    select segment_type, segment, {{ cdp.list_head(cdp.ordered_list('interest', ['-n', 'interest']), 3) }}
+    select
+        segment_type,
+        segment,
+        {{ cdp.list_head(cdp.ordered_list('interest', ['-n', 'interest']), 3) }}
         as top_interests
     from (
         select segment_type, segment, interest, count(*) as n
@@ -245,7 +252,8 @@ described as (
         channel.value as preferred_channel,
         coalesce(interests.top_interests, {{ cdp.empty_list() }}) as top_interests,
         replace(summary.segment, '_', ' ') || ': '
-        || summary.customers || ' people (' || {{ cdp.round_half_up('100 * summary.share', 1) }} || '%). '
+        || summary.customers || ' people ('
+        || {{ cdp.round_half_up('100 * summary.share', 1) }} || '%). '
         || coalesce(
             'Stand out: ' || standout_text.text || '. ',
             'Close to the base on every trait. '

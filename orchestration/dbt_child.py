@@ -32,7 +32,9 @@ def main() -> int:
     if sys.platform == "linux" and os.getppid() != parent:  # died before the signal was armed
         return 1
     sys.argv[0] = "dbt"
-    if os.environ.get("CDP_ENGINE") == "spark" and set(sys.argv[1:2]) & SPARK_COMMANDS:
+    from orchestration.settings import load_settings  # light: no dbt, no Spark
+
+    if load_settings().engine == "spark" and set(sys.argv[1:2]) & SPARK_COMMANDS:
         return _on_spark()
     from dbt.cli.main import cli
 

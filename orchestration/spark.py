@@ -66,6 +66,12 @@ def session_conf(settings: Settings) -> dict[str, str]:
 
 def start_session():
     """The Spark session dbt-spark (`method: session`) will use, with the project's functions."""
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        raise SystemExit(
+            "CDP_ENGINE=spark: Spark needs a Java runtime (17 or newer), and there is no `java` "
+            "on the PATH and no JAVA_HOME; install one (Debian: openjdk-17-jre-headless) or "
+            "run with CDP_ENGINE=duckdb"
+        )
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # a local session needs no network
     from pyspark.sql import SparkSession

@@ -5,8 +5,24 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration import spark
+from orchestration.defs.identity import normalize
 from orchestration.settings import DEMO_AS_OF
 from tests.conftest import run_cdp
+
+PHONES = [
+    ("(415) 555-2671", "US"),
+    ("+44 20 7946 0958", "US"),
+    ("020 7946 0958", "gb"),
+    ("01512 3937987", "DE"),
+    ("555 2671", None),
+    ("12", "US"),
+    ("call me", "US"),
+    ("+1 41555526710000000000", "US"),
+    ("   ", "US"),
+    (None, "US"),
+    *[(f"+1 415 555 {i:04d}", "US") for i in range(600)],  # enough for the worker pool
+]
 
 # per run, not per engine: its run ids and timestamps differ by construction
 SKIPPED = {"run_quality"}
@@ -39,6 +55,26 @@ def _same(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def test_phones_parse_alike_in_spark_udfs_and_duckdb_functions(data_dir):
+    con = duckdb.connect()
+    normalize.register(con)
+    con.execute("create table t (i int, raw varchar, region varchar)")
+    con.executemany("insert into t values (?, ?, ?)", [(i, *p) for i, p in enumerate(PHONES)])
+    query = "select cdp_phone_e164(raw, region), cdp_phone_problem(raw, region) from t order by i"
+    on_duckdb = con.execute(query).fetchall()
+
+    session = spark.start_session()
+    try:
+        session.createDataFrame(
+            [(i, *p) for i, p in enumerate(PHONES)], "i int, raw string, region string"
+        ).createOrReplaceTempView("t")
+        on_spark = [tuple(row) for row in session.sql(query).collect()]
+    finally:
+        session.stop()
+    assert on_spark == on_duckdb
+    assert on_duckdb[3] == ("+4915123937987", None) and on_duckdb[7] == (None, "too long")
 
 
 def test_spark_engine_publishes_the_same_marts_as_duckdb(demo_warehouse, tmp_path):

@@ -34,6 +34,13 @@ def test_a_bad_timeout_names_the_variable():
         load_settings({"CDP_SOURCE_TIMEOUT_SECONDS": "soon"})
 
 
+def test_the_engine_is_duckdb_or_spark_and_reaches_dbt():
+    assert load_settings({}).engine == "duckdb"
+    assert load_settings({"CDP_ENGINE": " Spark "}).dbt_env()["CDP_ENGINE"] == "spark"
+    with pytest.raises(ValueError, match="CDP_ENGINE='bigquery': expected duckdb or spark"):
+        load_settings({"CDP_ENGINE": "bigquery"})
+
+
 def test_only_the_settings_module_reads_cdp_variables():
     python = subprocess.run(
         ["git", "grep", "-n", "-E", r"environ(\.get)?[\[(]\s*\"CDP_", "--", "orchestration"],

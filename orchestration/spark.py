@@ -165,28 +165,28 @@ def _source_tables() -> list[tuple[str, str]]:
 def land_sources(spark, warehouse: Path, data_dir: Path) -> dict[str, int]:
     """Write each source table of `warehouse.duckdb` as Parquet and register it in Spark.
 
-    A table loaded per GA4 export day (`_export_day`) lands one file per day, named by the
-    day's row count and latest load time, so a night rewrites only the days it loaded or
-    erased from; other tables land whole. Returns rows written per table."""
+    Each file is named by its rows' count and latest load time (`_loaded_at`), which every
+    load, upsert and erasure changes, so a file whose name matches is already current. A
+    table loaded per GA4 export day (`_export_day`) lands one file per day, so a night
+    rewrites only the days it loaded or erased from. Returns rows written per table."""
     root = spark_dir(data_dir) / "raw"
     landed: dict[str, int] = {}
     with duckdb.connect(str(warehouse), read_only=True) as con:
         con.execute("set TimeZone = 'UTC'")
-        present = set(
-            con.execute(
-                "select schema_name, table_name from duckdb_columns() where column_name = "
-                "'_export_day' union all select schema_name, table_name || '*' from "
-                "duckdb_tables()"
-            ).fetchall()
-        )
+        columns: dict[tuple[str, str], set[str]] = {}
+        for schema, table, column in con.execute(
+            "select schema_name, table_name, column_name from duckdb_columns()"
+        ).fetchall():
+            columns.setdefault((schema, table), set()).add(column)
         for schema, table in _source_tables():
-            if (schema, table + "*") not in present:
+            if (schema, table) not in columns:
                 continue
-            folder = root / schema / table
-            if (schema, table) in present:
-                landed[f"{schema}.{table}"] = _land_by_day(con, f"{schema}.{table}", folder)
+            name, folder = f"{schema}.{table}", root / schema / table
+            if "_export_day" in columns[(schema, table)]:
+                landed[name] = _land_by_day(con, name, folder)
             else:
-                landed[f"{schema}.{table}"] = _land_whole(con, f"{schema}.{table}", folder)
+                loaded = "_loaded_at" in columns[(schema, table)]
+                landed[name] = _land_whole(con, name, folder, loaded)
             spark.sql(f"create database if not exists {schema}")
             spark.sql(f"drop table if exists {schema}.{table}")
             spark.sql(
@@ -196,42 +196,50 @@ def land_sources(spark, warehouse: Path, data_dir: Path) -> dict[str, int]:
     return landed
 
 
-def _land_whole(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> int:
-    """The table as one new file; older files go once it is written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    new = folder / f"{uuid.uuid4().hex}.parquet"
-    con.execute(f"copy {table} to '{new}' (format parquet)")
-    for old in folder.iterdir():
-        if old != new:
-            _remove(old)
-    return con.execute(f"select count(*) from {table}").fetchone()[0]
+def _land_whole(con: duckdb.DuckDBPyConnection, table: str, folder: Path, loaded: bool) -> int:
+    """The table as one file, unless the file there is current (a table without load times
+    is always rewritten: only the small ones lack them)."""
+    rows, latest = con.execute(
+        f"select count(*), {'epoch_us(max(_loaded_at))' if loaded else 'null'} from {table}"
+    ).fetchone()
+    file = f"{rows}-{latest}.parquet" if loaded else f"{uuid.uuid4().hex}.parquet"
+    return _write(con, f"select * from {table}", folder, file, rows)
 
 
 def _land_by_day(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> int:
     days = con.execute(
         f"select _export_day, count(*), epoch_us(max(_loaded_at)) from {table} group by all"
     ).fetchall()
-    wanted = {f"day={day}": f"{rows}-{loaded}.parquet" for day, rows, loaded in days}
+    wanted = {f"day={day}": (day, rows, f"{rows}-{loaded}.parquet") for day, rows, loaded in days}
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in set(p.name for p in folder.iterdir()) - set(wanted):
+    for stale in {p.name for p in folder.iterdir()} - set(wanted):
         _remove(folder / stale)  # a day no longer in raw (a full refresh, an erasure)
-    written = 0
-    for (day, rows, _), (name, file) in zip(days, wanted.items(), strict=True):
-        day_folder = folder / name
-        if [p.name for p in day_folder.glob("*")] == [file]:
-            continue
-        day_folder.mkdir(exist_ok=True)
-        partial = day_folder / f"{file}.partial"  # a crash mid-write leaves no file by the name
-        con.execute(
-            f"copy (select * from {table} where _export_day = '{day.isoformat()}') "
-            f"to '{partial}' (format parquet)"
+    return sum(
+        _write(
+            con,
+            f"select * from {table} where _export_day = '{day.isoformat()}'",
+            folder / name,
+            file,
+            rows,
         )
-        partial.rename(day_folder / file)
-        for old in day_folder.iterdir():
-            if old.name != file:
-                _remove(old)
-        written += rows
-    return written
+        for name, (day, rows, file) in wanted.items()
+    )
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, folder: Path, file: str, rows: int) -> int:
+    """`query` as `folder/file`, the only file left there; nothing to do if it is there
+    already. Written under a temporary name first, so a crash never leaves a partial file
+    under a current one's name. Returns the rows written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if [p.name for p in folder.iterdir()] == [file]:
+        return 0
+    partial = folder / f"{file}.partial"
+    con.execute(f"copy ({query}) to '{partial}' (format parquet)")
+    partial.rename(folder / file)
+    for old in folder.iterdir():
+        if old.name != file:
+            _remove(old)
+    return rows
 
 
 def _remove(path: Path) -> None:

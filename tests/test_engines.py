@@ -94,3 +94,45 @@ def test_spark_engine_publishes_the_same_marts_as_duckdb(demo_warehouse, tmp_pat
             assert all(_same(w, g) for w, g in zip(want, got, strict=True)), (table, want, got)
         # and Spark holds each mart as a table of its own
         assert list((data_dir / "spark" / "warehouse" / "marts.db" / table).glob("*.parquet"))
+
+
+class _Catalog:
+    """Records the statements land_sources sends to Spark's catalog."""
+
+    def __init__(self):
+        self.statements: list[str] = []
+
+    def sql(self, statement: str) -> None:
+        self.statements.append(statement)
+
+
+def test_sources_land_once_and_again_only_where_they_changed(tmp_path, monkeypatch):
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(
+            "create schema raw_ga4; create schema raw_shop; create table raw_ga4.events as "
+            "select (date '2026-10-01' + (i % 3)::integer) as _export_day, i as n, "
+            "timestamptz '2026-10-02 00:00:00+00' as _loaded_at from range(30) t(i); "
+            "create table raw_shop.orders as select i as order_id, "
+            "timestamptz '2026-10-02 00:00:00+00' as _loaded_at from range(5) t(i)"
+        )
+    monkeypatch.setattr(
+        spark, "_source_tables", lambda: [("raw_ga4", "events"), ("raw_shop", "orders")]
+    )
+
+    def land():
+        return spark.land_sources(_Catalog(), warehouse, tmp_path)
+
+    assert land() == {"raw_ga4.events": 30, "raw_shop.orders": 5}
+    assert land() == {"raw_ga4.events": 0, "raw_shop.orders": 0}  # nothing changed
+    with duckdb.connect(str(warehouse)) as con:  # one day re-exported, one order erased
+        con.execute(
+            "update raw_ga4.events set _loaded_at = now() where _export_day = '2026-10-02'; "
+            "delete from raw_shop.orders where order_id = 3"
+        )
+    assert land() == {"raw_ga4.events": 10, "raw_shop.orders": 4}
+    events = tmp_path / "spark" / "raw" / "raw_ga4" / "events" / "**" / "*.parquet"
+    landed = duckdb.sql(f"select count(*), count(distinct n) from '{events}'").fetchall()
+    assert landed == [(30, 30)]  # each day once, old files gone
+    orders = duckdb.sql(f"select order_id from '{tmp_path}/spark/raw/raw_shop/orders/*.parquet'")
+    assert sorted(r[0] for r in orders.fetchall()) == [0, 1, 2, 4]

@@ -136,3 +136,17 @@ def test_sources_land_once_and_again_only_where_they_changed(tmp_path, monkeypat
     assert landed == [(30, 30)]  # each day once, old files gone
     orders = duckdb.sql(f"select order_id from '{tmp_path}/spark/raw/raw_shop/orders/*.parquet'")
     assert sorted(r[0] for r in orders.fetchall()) == [0, 1, 2, 4]
+
+
+def test_importing_great_expectations_beside_pyspark_keeps_the_process_alive():
+    """Great Expectations probes pyspark.sql.connect, which ends a process without a main
+    file (`python -c`, some workers) unless Spark Connect's client libraries are installed."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import great_expectations; print('imported')"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == "imported", done.stderr[-2000:]

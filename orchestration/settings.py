@@ -64,6 +64,12 @@ class Settings:
         return env
 
     @property
+    def dbt_target_path(self) -> Path:
+        """dbt's target folder, relative to the dbt project, one per engine: runs on the two
+        engines side by side never read each other's manifest."""
+        return Path("target") / self.engine
+
+    @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 

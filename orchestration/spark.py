@@ -155,7 +155,7 @@ def _run_python_models_in_session() -> None:
 
 def _source_tables() -> list[tuple[str, str]]:
     """(schema, table) of every dbt source, from the parsed project."""
-    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    manifest = DBT_PROJECT_DIR / load_settings().dbt_target_path / "manifest.json"
     if not manifest.exists():
         raise RuntimeError(f"{manifest} is missing: run `cdp-dbt parse` first")
     sources = json.loads(manifest.read_text())["sources"].values()

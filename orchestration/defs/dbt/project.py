@@ -4,7 +4,6 @@ A manifest older than the models would silently drop lineage (dbt sources stop d
 the extract assets), so it is re-parsed whenever any project file is newer than it.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -14,7 +13,11 @@ from dagster_dbt import DbtProject
 
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
 
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+dbt_project = DbtProject(
+    project_dir=DBT_PROJECT_DIR,
+    profiles_dir=DBT_PROJECT_DIR,
+    target_path=load_settings().dbt_target_path,
+)
 # dbt beside this interpreter, so an unactivated virtualenv (cron, CI) works; through
 # `cdp-dbt`, which ends with the run that started it (orchestration/dbt_child.py).
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "cdp-dbt")
@@ -32,19 +35,9 @@ def _newest_source_mtime() -> float:
     return max(f.stat().st_mtime for f in files if f.is_file())
 
 
-def _parsed_for_another_engine(manifest: Path) -> bool:
-    """A manifest parsed for the other engine (CDP_ENGINE) resolves other macros."""
-    adapter = json.loads(manifest.read_text())["metadata"].get("adapter_type")
-    return adapter != load_settings().engine
-
-
 def ensure_manifest() -> Path:
     manifest = dbt_project.manifest_path
-    if (
-        not manifest.exists()
-        or manifest.stat().st_mtime < _newest_source_mtime()
-        or _parsed_for_another_engine(manifest)
-    ):
+    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
         parsed = subprocess.run(
             [
                 DBT_EXECUTABLE,
@@ -53,6 +46,8 @@ def ensure_manifest() -> Path:
                 str(DBT_PROJECT_DIR),
                 "--profiles-dir",
                 str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(dbt_project.target_path),
             ],
             env=dbt_env(),
             cwd=DBT_PROJECT_DIR,

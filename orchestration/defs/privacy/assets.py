@@ -25,7 +25,8 @@ def stitch_identity_graph() -> None:
     built = subprocess.run(
         [DBT_EXECUTABLE, "build", "--select", "+int_identity__components",
          "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(load_settings().dbt_target_path / "erasure")],
         env=dbt_env(),
         cwd=DBT_PROJECT_DIR,
         capture_output=True,

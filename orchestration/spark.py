@@ -30,8 +30,6 @@ import duckdb
 
 from orchestration.settings import DBT_PROJECT_DIR, Settings, load_settings
 
-SOURCE_SCHEMAS_FILE = "sources.json"
-
 
 def spark_dir(data_dir: Path) -> Path:
     return data_dir / "spark"

@@ -247,11 +247,10 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def mirror_built_tables(warehouse: Path, data_dir: Path) -> list[str]:
+def mirror_built_tables(warehouse: Path, data_dir: Path) -> None:
     """A view in `warehouse.duckdb` on every table Spark built (its managed tables live in
     `<warehouse dir>/<schema>.db/<table>`), replacing what an earlier run left there."""
     built = spark_dir(data_dir) / "warehouse"
-    names = []
     with duckdb.connect(str(warehouse)) as con:
         tables = set(con.execute("select schema_name, table_name from duckdb_tables()").fetchall())
         for schema_dir in sorted(built.glob("*.db")):
@@ -267,8 +266,6 @@ def mirror_built_tables(warehouse: Path, data_dir: Path) -> list[str]:
                 con.execute(
                     f"create or replace view {name} as select * from read_parquet('{files}')"
                 )
-                names.append(name)
-    return names
 
 
 def to_pandas(relation):

@@ -9,18 +9,12 @@ from orchestration import spark
 from orchestration.defs.identity import normalize
 from orchestration.settings import DEMO_AS_OF
 from tests.conftest import run_cdp
+from tests.test_normalize import EXAMPLES
 
 PHONES = [
-    ("(415) 555-2671", "US"),
-    ("+44 20 7946 0958", "US"),
-    ("020 7946 0958", "gb"),
+    *EXAMPLES[:3],
     ("01512 3937987", "DE"),
-    ("555 2671", None),
-    ("12", "US"),
-    ("call me", "US"),
-    ("+1 41555526710000000000", "US"),
-    ("   ", "US"),
-    (None, "US"),
+    *EXAMPLES[3:],
     *[(f"+1 415 555 {i:04d}", "US") for i in range(600)],  # enough for the worker pool
 ]
 

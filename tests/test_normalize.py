@@ -18,20 +18,22 @@ def _normalized(values: list[tuple[str | None, str | None]]) -> list[tuple]:
     ).fetchall()
 
 
+# (raw, region) pairs covering each outcome; the Spark engine's test parses them too
+EXAMPLES = [
+    ("(415) 555-2671", "US"),
+    ("+44 20 7946 0958", "US"),  # an explicit country code wins over the region
+    ("020 7946 0958", "gb"),
+    ("555 2671", None),
+    ("12", "US"),
+    ("call me", "US"),
+    ("+1 41555526710000000000", "US"),
+    ("   ", "US"),
+    (None, "US"),
+]
+
+
 def test_numbers_become_e164_or_say_why_not():
-    assert _normalized(
-        [
-            ("(415) 555-2671", "US"),
-            ("+44 20 7946 0958", "US"),  # an explicit country code wins over the region
-            ("020 7946 0958", "gb"),
-            ("555 2671", None),
-            ("12", "US"),
-            ("call me", "US"),
-            ("+1 41555526710000000000", "US"),
-            ("   ", "US"),
-            (None, "US"),
-        ]
-    ) == [
+    assert _normalized(EXAMPLES) == [
         ("+14155552671", None),
         ("+442079460958", None),
         ("+442079460958", None),

@@ -48,49 +48,104 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
+    """Extract, then build what depends on the sources that changed since the last
+    publication (orchestration/changes.py), as two Dagster runs of the same job; with
+    --full-refresh, everything in one run."""
+    from orchestration import changes
     from orchestration.definitions import defs
+    from orchestration.defs.dbt.assets import dbt_build
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
+    from orchestration.warehouse import connect
 
-    run_id = str(uuid.uuid4())
-    log_file = run_output.log_path(settings.data_dir, run_id)
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+    sources = dg.AssetSelection.all() - dg.AssetSelection.assets(dbt_build).downstream()
+    source_keys = sorted(sources.resolve(graph))
+    first_id = str(uuid.uuid4())
+    log_file = run_output.log_path(settings.data_dir, first_id)
     loggers = {"progress": run_output.progress_logger, "file": run_output.file_logger}
     run_config: dict = {"loggers": {"progress": {}, "file": {"config": {"path": str(log_file)}}}}
     if args.verbose:
         loggers["console"] = run_output.console_logger
         run_config["loggers"]["console"] = {"config": {"log_level": args.log_level}}
-    job = defs().resolve_job_def(JOB).with_logger_defs(loggers)
+    job = definitions.resolve_job_def(JOB).with_logger_defs(loggers)
     if args.full_refresh:
         run_config.update(full_refresh_run_config(job))
     today = settings.today().isoformat() + (" (the demo's)" if settings.on_demo_ga4 else "")
-    print(f"cdp: run {run_id} started, today = {today}", flush=True)
+    print(f"cdp: run {first_id} started, today = {today}", flush=True)
     started = time.perf_counter()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.ExitStack() as quiet:
-        if not args.verbose:  # dbt's own lines go to the log file, not the console
-            run_output.CONSOLE = sys.stdout
-            log = quiet.enter_context(open(log_file, "a", buffering=1))
-            quiet.enter_context(contextlib.redirect_stdout(log))
-        result = job.execute_in_process(
-            instance=_instance(settings.data_dir),
-            run_config=run_config,
-            raise_on_error=False,
-            run_id=run_id,
-        )
+
+    def execute(run_id: str, selection: list[dg.AssetKey] | None) -> dg.ExecuteInProcessResult:
+        with contextlib.ExitStack() as quiet:
+            if not args.verbose:  # dbt's own lines go to the log file, not the console
+                run_output.CONSOLE = sys.stdout
+                log = quiet.enter_context(open(log_file, "a", buffering=1))
+                quiet.enter_context(contextlib.redirect_stdout(log))
+            return job.execute_in_process(
+                instance=_instance(settings.data_dir),
+                run_config=run_config,
+                raise_on_error=False,
+                run_id=run_id,
+                asset_selection=selection,
+            )
+
+    if args.full_refresh:
+        results = [execute(first_id, None)]
+    else:
+        results = [execute(first_id, source_keys)]
+        if not results[0].success:
+            return _report(results, settings, started, log_file)
+        with connect(settings.warehouse_path) as con:
+            inputs = changes.signatures(con, source_keys, settings)
+            changed = changes.changed_sources(con, inputs, source_keys)
+        if changed == []:
+            seconds = time.perf_counter() - started
+            print(
+                f"cdp: nothing new since the last publication: no source changed; "
+                f"{settings.marts_path} untouched ({seconds:.1f}s)"
+            )
+            print(f"     full log: {log_file}")
+            return 0
+        if changed is None:
+            build = dg.AssetSelection.all() - sources
+            print(
+                "cdp: building everything (a first publication, or the dbt project, the "
+                "settings or the date changed)",
+                flush=True,
+            )
+        else:
+            build = dg.AssetSelection.assets(*changed).downstream() - sources
+            named = ", ".join(k.to_user_string() for k in changed)
+            print(f"cdp: building what depends on {named}", flush=True)
+        results.append(execute(str(uuid.uuid4()), sorted(build.resolve(graph))))
+    code = _report(results, settings, started, log_file)
+    if code == 0:
+        with connect(settings.warehouse_path) as con:
+            if args.full_refresh:
+                inputs = changes.signatures(con, source_keys, settings)
+            changes.record_publication(con, inputs, results[-1].run_id)
+    return code
+
+
+def _report(results, settings: Settings, started: float, log_file) -> int:
     seconds = time.perf_counter() - started
-    lines = run_output.summary(result, settings.warehouse_path, settings.marts_path)
+    lines = run_output.summary(results, settings.warehouse_path, settings.marts_path)
     published = dg.AssetKey(["published", "marts"]) in {
         e.event_specific_data.materialization.asset_key
+        for result in results
         for e in result.get_asset_materialization_events()
     }
-    if result.success and published:
+    if all(r.success for r in results) and published:
         print("\n".join(lines))
         print(f"cdp: succeeded in {seconds:.1f}s; marts published to {settings.marts_path}")
         print(f"     full log: {log_file}")
         return 0
     print("\n".join(lines), file=sys.stderr)
-    if result.success:
+    failed = [r for r in results if not r.success]
+    if not failed:
         print(f"cdp: finished in {seconds:.1f}s but published nothing", file=sys.stderr)
-    else:
+    for result in failed:
         print(f"cdp: run {result.run_id} FAILED after {seconds:.1f}s", file=sys.stderr)
         for step, message in run_output.failures(result):
             print(f"  {step}: {message}", file=sys.stderr)

@@ -172,12 +172,13 @@ def failures(result: dg.ExecuteInProcessResult) -> list[tuple[str, str]]:
     return found
 
 
-def summary(result: dg.ExecuteInProcessResult, warehouse: Path, marts: Path) -> list[str]:
-    """The closing lines: checks, quarantine and erasure of this run, and what was published."""
+def summary(results: list[dg.ExecuteInProcessResult], warehouse: Path, marts: Path) -> list[str]:
+    """The closing lines: checks, quarantine and erasure of these runs (the extraction and
+    the build of one `cdp run`), and what was published."""
     checks: Counter = Counter()
     erased = 0
     published: dict = {}
-    for event in result.all_events:
+    for event in (e for result in results for e in result.all_events):
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             checks["passed" if check.passed else check.severity.value.lower()] += 1
@@ -196,8 +197,8 @@ def summary(result: dg.ExecuteInProcessResult, warehouse: Path, marts: Path) -> 
             with duckdb.connect(str(warehouse), read_only=True) as con:
                 by_rule = con.execute(
                     "select table_name || ' ' || rule, count(*) from quarantine.rejected_rows "
-                    "where run_id = ? group by 1 order by 2 desc",
-                    [result.run_id],
+                    "where list_contains(?, run_id) group by 1 order by 2 desc",
+                    [[result.run_id for result in results]],
                 ).fetchall()
         except duckdb.Error:
             by_rule = []

@@ -116,24 +116,28 @@ def quarantine(
 
 @dataclass
 class LoadStats:
-    """Rows read = rows loaded + rows quarantined, for one table of one run."""
+    """Rows read = rows loaded + rows quarantined + rows unchanged (read again exactly as
+    they are already loaded), for one table of one run."""
 
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_unchanged: int = 0
 
     def __add__(self, other: LoadStats) -> LoadStats:
         return LoadStats(
             self.rows_read + other.rows_read,
             self.rows_loaded + other.rows_loaded,
             self.rows_quarantined + other.rows_quarantined,
+            self.rows_unchanged + other.rows_unchanged,
         )
 
     def check(self, what: str) -> LoadStats:
-        if self.rows_read != self.rows_loaded + self.rows_quarantined:
+        if self.rows_read != self.rows_loaded + self.rows_quarantined + self.rows_unchanged:
             raise RuntimeError(
-                f"{what}: read {self.rows_read} rows but loaded {self.rows_loaded} and "
-                f"quarantined {self.rows_quarantined}; refusing to lose rows silently"
+                f"{what}: read {self.rows_read} rows but loaded {self.rows_loaded}, "
+                f"quarantined {self.rows_quarantined} and found {self.rows_unchanged} "
+                "unchanged; refusing to lose rows silently"
             )
         return self
 
@@ -142,6 +146,7 @@ class LoadStats:
             "rows_read": self.rows_read,
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
+            "rows_unchanged": self.rows_unchanged,
         }
 
 

@@ -28,16 +28,18 @@ def dbt_env() -> dict[str, str]:
     return {**os.environ, **load_settings().dbt_env()}
 
 
-def _newest_source_mtime() -> float:
+def project_files() -> list[Path]:
+    """Every file of the dbt project that decides what it builds, in a stable order."""
     files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
     for folder in ("models", "macros", "seeds", "tests"):
-        files += (DBT_PROJECT_DIR / folder).rglob("*")
-    return max(f.stat().st_mtime for f in files if f.is_file())
+        files += sorted((DBT_PROJECT_DIR / folder).rglob("*"))
+    return [f for f in files if f.is_file()]
 
 
 def ensure_manifest() -> Path:
     manifest = dbt_project.manifest_path
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime():
+    newest = max(f.stat().st_mtime for f in project_files())
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
         parsed = subprocess.run(
             [
                 DBT_EXECUTABLE,

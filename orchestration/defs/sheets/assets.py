@@ -31,7 +31,7 @@ def sheets_tabs(
     with warehouse.connect() as con:
         for tab in tabs:
             with fail_at_once_on_terminal_errors():
-                stats = load_tab(con, tab, context.run_id, sheets.uri)
+                stats = load_tab(con, tab, context.run.run_id, sheets.uri)
             context.log.info(
                 f"{tab.name}: {stats.rows_loaded} rows loaded, {stats.rows_quarantined} quarantined"
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import email.utils
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,13 @@ TABS: dict[str, list[str]] = {
 # A spreadsheet without these tabs reads as if they were empty: a shop selling only in the
 # reporting currency needs no exchange rates (a missing rate still blocks the run).
 OPTIONAL_TABS = {"fx_rates"}
+# The digest of each tab as last loaded: a tab read again unchanged is not loaded again.
+TABS_DDL = """
+create schema if not exists raw_sheets;
+create table if not exists raw_sheets._tabs (
+    tab varchar primary key, content_sha256 varchar not null, loaded_at timestamptz not null
+);
+"""
 SCOPES = ["https://www.googleapis.com/auth/spreadsheets.readonly"]
 CONNECT_TIMEOUT_SECONDS = 10.0
 
@@ -403,6 +411,16 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
             f"column name(s) {', '.join(duplicated)} appear twice in the header",
             "give every column a unique name",
         )
+    con.execute(TABS_DDL)
+    digest = hashlib.sha256(json.dumps(tab.rows).encode()).hexdigest()
+    known = con.execute(
+        "select content_sha256 from raw_sheets._tabs join information_schema.tables "
+        "on table_schema = 'raw_sheets' and table_name = tab where tab = ?",
+        [tab.name],
+    ).fetchone()
+    if known == (digest,):  # read again as loaded: not news, the table is kept
+        rows = sum(1 for row in tab.rows[1:] if any(cell.strip() for cell in row))
+        return LoadStats(rows, 0, 0, rows_unchanged=rows)
     width = len(header)
     good, too_long = [], []
     for number, row in enumerate(tab.rows[1:], start=2):
@@ -423,7 +441,6 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
     if too_long:
         con.register("_sheet_rejected", pa.Table.from_pylist(too_long))
     target = f"raw_sheets.{tab.name}"
-    con.execute("create schema if not exists raw_sheets")
     con.execute("begin transaction")
     try:
         quarantined = 0
@@ -441,6 +458,9 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
             )
         con.execute(
             f"create or replace table {target} as select *, now() as _loaded_at from _sheet_batch"
+        )
+        con.execute(
+            "insert or replace into raw_sheets._tabs values (?, ?, now())", [tab.name, digest]
         )
         con.execute("commit")
     except BaseException:

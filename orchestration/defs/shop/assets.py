@@ -46,7 +46,7 @@ def shop_tables(
             con,
             source,
             selected,
-            context.run_id,
+            context.run.run_id,
             full_refresh=config.full_refresh,
             overlap=dt.timedelta(minutes=config.overlap_minutes),
             log=context.log,

@@ -480,8 +480,13 @@ def _merge(
         for column, kind in types.items():  # a column added in the source is added here
             if column not in existing:
                 con.execute(f"alter table {target} add column {quote_ident(column)} {kind}")
+        # A row read again as it is already loaded (the overlap window re-reads the last
+        # hours) keeps its _loaded_at: it is not news, and nothing downstream rebuilds for it.
+        same = ", ".join(quote_ident(c) for c in types)
+        unchanged = 0
         if full:
             con.execute(f"delete from {target}")
+            news = "_shop_new"
         elif spec.parent:
             parent_key = quote_ident(spec.primary_key[0])
             with source.engine.connect() as conn:
@@ -491,10 +496,29 @@ def _merge(
                 "create or replace temp table _shop_parents as select unnest(?::BIGINT[]) as k",
                 [changed],
             )
+            # a parent whose children differ in any way (added, changed, removed) has them
+            # replaced as a whole; the others keep theirs
+            old = f"select {same} from {target} where {parent_key} in (select k from _shop_parents)"
+            con.execute(
+                f"""create or replace temp table _shop_parents as
+                select distinct {parent_key} as k from (
+                    (select {same} from _shop_new except {old})
+                    union all ({old} except select {same} from _shop_new))"""
+            )
             con.execute(f"delete from {target} where {parent_key} in (select k from _shop_parents)")
+            news = f"(select * from _shop_new where {parent_key} in (select k from _shop_parents))"
         else:
-            con.execute(f"delete from {target} where ({pk}) in (select {pk} from _shop_new)")
-        loaded = scalar(con, f"insert into {target} by name select * from _shop_new")
+            con.execute(
+                "create or replace temp table _shop_changed as select * from _shop_new where "
+                f"({pk}) in (select {pk} from "
+                f"(select {same} from _shop_new except select {same} from {target} "
+                f"where ({pk}) in (select {pk} from _shop_new)))"
+            )
+            con.execute(f"delete from {target} where ({pk}) in (select {pk} from _shop_changed)")
+            news = "_shop_changed"
+        loaded = scalar(con, f"insert into {target} by name select * from {news}")
+        if not full:
+            unchanged = scalar(con, "select count(*) from _shop_new") - loaded
         # the rows just merged carry this transaction's now() as _loaded_at
         moved = apply_row_rules(con, target, SOURCE, run_id, where="_loaded_at = now()")
         loaded, quarantined = loaded - moved, quarantined + moved
@@ -502,7 +526,8 @@ def _merge(
     except BaseException:
         con.execute("rollback")
         raise
-    return LoadStats(rows_read, loaded, quarantined).check(f"shop table {source.describe(name)}")
+    stats = LoadStats(rows_read, loaded, quarantined, unchanged)
+    return stats.check(f"shop table {source.describe(name)}")
 
 
 def extract_all(

@@ -2,7 +2,8 @@
 
     python bench/generate.py --persons 1000000 --out /tmp/cdp-scale [--postgres URL]
 
-Per million persons: ~30M GA4 events over 30 days (Parquet and gzipped NDJSON shards; item
+Per million persons: GA4 events over 30 days from ~4% of persons a day, ~14M in all (with
+--worst-case: 30M, over half of all persons every day; Parquet and gzipped NDJSON shards; item
 views, cart adds and purchases carry a product), ~2M orders in USD, EUR, GBP and CAD with ~5M
 items, weekday exchange rates, ~5M email events, 1.5M shop accounts, survey answers for 20% of
 persons. The shop tables go to a SQLite file (`shop.sqlite`) and, with --postgres, to schema
@@ -25,6 +26,23 @@ from orchestration.settings import SEEDS_DIR
 
 DAYS = 30
 FIRST_DAY = "2026-09-22"
+
+# How people visit a shop (the default shape). Google's public GA4 sample e-commerce export
+# (the Google Merchandise Store, bigquery-public-data.ga4_obfuscated_sample_ecommerce) has
+# about 270k users over 92 days and a few thousand a day: ~1% of its users on a given day,
+# and ~16 events each. A shop's own customers come back more often than a store's passers-by,
+# so the bench is denser than that, and still a few per cent a day: a quarter of the devices
+# (persons have 1-3) visit in the 30 days, on 3 days each on average, with a session of 10
+# events on average a day.
+VISITING_SHARE = 0.25
+DAYS_PER_VISITOR = 3
+EVENTS_PER_VISIT_DAY = (4, 16)  # uniform: 10 on average
+
+
+WORST_CASE_HELP = (
+    "GA4 activity with as many events a day as persons, over half the persons active on "
+    "every day (instead of a few per cent a day)"
+)
 
 
 def _h(expr: str, salt: int) -> str:
@@ -156,9 +174,28 @@ def build(con: duckdb.DuckDBPyConnection, persons: int) -> None:
     """)
 
 
-def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
-    """One export day at a time: ~1M events per million persons per day."""
-    per_day = persons
+def _day_devices(day: int, devices: int, persons: int, worst_case: bool) -> str:
+    """(i, n): one row per event of the day, `n` the device it comes from.
+
+    Realistic: a visiting device is active on a day with probability DAYS_PER_VISITOR / DAYS
+    and then sends one session of EVENTS_PER_VISIT_DAY events. Worst case: as many events a
+    day as persons, each from a device drawn at random, so that over half the persons are
+    active on every single day."""
+    if worst_case:
+        return f"select i, hash(i * 31 + {day}) % {devices} as n from range({persons}) t(i)"
+    low, high = EVENTS_PER_VISIT_DAY
+    return f"""
+        select row_number() over () - 1 as i, n from (
+            select n, unnest(range({low} + (hash(n * 17 + {day}) % {high - low + 1})::int)) as k
+            from range({devices}) t(n)
+            where {_h("n", 21)} < {VISITING_SHARE}
+              and {_h(f"n * 37 + {day}", 22)} < {DAYS_PER_VISITOR / DAYS})"""
+
+
+def write_ga4(
+    con: duckdb.DuckDBPyConnection, persons: int, out: Path, worst_case: bool = False
+) -> int:
+    """One export day at a time (see _day_devices for how many events)."""
     devices = con.execute("select count(*) from devices").fetchall()[0][0]
     con.execute(
         "create or replace table devices_n as select row_number() over () - 1 as n, * from devices"
@@ -170,7 +207,7 @@ def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
         ]
         con.execute(f"""
             create or replace table day_events as
-            with e as (select i, hash(i * 31 + {day}) % {devices} as n from range({per_day}) t(i))
+            with e as ({_day_devices(day, devices, persons, worst_case)})
             select '{date}' as event_date,
                    (epoch_us(timestamptz '{FIRST_DAY} 00:00:00+00' + interval {day} day)
                        + (hash(i + {day}) % 86400000000))::bigint as event_timestamp,
@@ -213,7 +250,7 @@ def write_ga4(con: duckdb.DuckDBPyConnection, persons: int, out: Path) -> int:
             left join person_orders as po
                 on po.p = p.p and po.k = hash(i + {day}) % greatest(p.n_orders, 1)
         """)
-        total += per_day
+        total += con.execute("select count(*) from day_events").fetchone()[0]
         if day % 3 == 2:  # every third day as gzipped NDJSON in BigQuery's convention
             ints = [c for c, t in GA4_SCHEMA.items() if t == "BIGINT"]
             cols = [r[0] for r in con.execute("describe day_events").fetchall()]
@@ -311,13 +348,15 @@ def write_shop(con: duckdb.DuckDBPyConnection, out: Path, postgres: str | None) 
                         copy.write(chunk)
 
 
-def generate(persons: int, out: Path, postgres: str | None = None) -> dict[str, int]:
+def generate(
+    persons: int, out: Path, postgres: str | None = None, worst_case: bool = False
+) -> dict[str, int]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     con = duckdb.connect()
     con.execute("set preserve_insertion_order = false")
     build(con, persons)
-    events = write_ga4(con, persons, out)
+    events = write_ga4(con, persons, out, worst_case)
     write_sheets(con, persons, out)
     write_shop(con, out, postgres)
     counts = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in SHOP_TABLES}
@@ -329,9 +368,10 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cdp-scale"))
     parser.add_argument("--postgres", help="also load the shop tables into this database")
+    parser.add_argument("--worst-case", action="store_true", help=WORST_CASE_HELP)
     args = parser.parse_args()
     started = time.perf_counter()
-    counts = generate(args.persons, args.out, args.postgres)
+    counts = generate(args.persons, args.out, args.postgres, args.worst_case)
     print(f"generated in {time.perf_counter() - started:.1f}s: {counts}")
 
 

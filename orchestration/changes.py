@@ -40,7 +40,9 @@ def build_signature(settings: Settings) -> str:
     for path in project_files():
         digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
         digest.update(path.read_bytes())
-    env = {k: v for k, v in settings.dbt_env().items() if k != "CDP_DUCKDB_MEMORY_LIMIT"}
+    # where the data dir is and how much memory dbt may use do not change what it builds
+    ignored = {"CDP_DATA_DIR", "CDP_DUCKDB_MEMORY_LIMIT"}
+    env = {k: v for k, v in settings.dbt_env().items() if k not in ignored}
     facts = {
         "env": env,
         "today": settings.today().isoformat(),

@@ -107,18 +107,15 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             )
             print(f"     full log: {log_file}")
             return 0
+        build_id = str(uuid.uuid4())
         if changed is None:
             build = dg.AssetSelection.all() - sources
-            print(
-                "cdp: building everything (a first publication, or the dbt project, the "
-                "settings or the date changed)",
-                flush=True,
-            )
+            why = "everything (a first publication, or the dbt project, settings or date changed)"
         else:
             build = dg.AssetSelection.assets(*changed).downstream() - sources
-            named = ", ".join(k.to_user_string() for k in changed)
-            print(f"cdp: building what depends on {named}", flush=True)
-        results.append(execute(str(uuid.uuid4()), sorted(build.resolve(graph))))
+            why = "what depends on " + ", ".join(k.to_user_string() for k in changed)
+        print(f"cdp: run {build_id} builds {why}", flush=True)
+        results.append(execute(build_id, sorted(build.resolve(graph))))
     code = _report(results, settings, started, log_file)
     if code == 0:
         with connect(settings.warehouse_path) as con:

@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,42 @@ def test_same_inputs_give_identical_marts(published, tmp_path):
     fresh = run_cdp(tmp_path / "data", CDP_AS_OF=DEMO_AS_OF)  # and from scratch
     assert fresh.returncode == 0, fresh.stderr[-3000:]
     assert content_hash(tmp_path / "data" / "marts.duckdb") == expected
+
+
+def test_a_run_costs_what_changed(published, tmp_path):
+    """Nothing new: no build, the marts untouched. One changed tab: only what depends on it is
+    rebuilt, and the marts equal those of a run from scratch on the same inputs."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(published[0], data_dir)
+    marts = data_dir / "marts.duckdb"
+    before = file_hash(marts)
+    idle = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
+    assert idle.returncode == 0, idle.stderr[-3000:]
+    assert "cdp: nothing new since the last publication" in idle.stdout
+    assert "  dbt " not in idle.stdout
+    assert file_hash(marts) == before
+
+    sheets = copy_sheets(tmp_path)
+    rates = sheets / "fx_rates.csv"
+    header, *rows = rates.read_text().splitlines()
+    bumped = [  # the euro 1% dearer every day
+        f"{day},{code},{float(rate) * 1.01:.4f}" if code == "EUR" else f"{day},{code},{rate}"
+        for day, code, rate in (row.split(",") for row in rows)
+    ]
+    rates.write_text("\n".join([header, *bumped]) + "\n")
+    changed = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert re.search(r"cdp: run \S+ builds what depends on raw_sheets/fx_rates\n", changed.stdout)
+    log = Path(re.search(r"full log: (\S+)", changed.stdout).group(1)).read_text()
+    built = set(re.findall(r"Materialized value (\w+) (\w+)\.", log))
+    assert ("marts", "customer_profiles") in built
+    assert ("marts", "customer_identities") not in built
+    assert not [model for schema, model in built if schema == "identity"]
+
+    fresh = run_cdp(tmp_path / "fresh", CDP_AS_OF=DEMO_AS_OF, CDP_SHEETS_URI=str(sheets))
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert content_hash(marts) == content_hash(tmp_path / "fresh" / "marts.duckdb")
+    assert content_hash(marts) != published[1]
 
 
 def copy_sheets(tmp_path: Path) -> Path:

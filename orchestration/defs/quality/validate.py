@@ -57,19 +57,14 @@ create table if not exists quality.validated_through (
 """
 
 
-def unvalidated_rows(
-    con: duckdb.DuckDBPyConnection, table: str
-) -> tuple[str | None, dt.datetime | None]:
-    """A filter for the rows loaded since `table` last passed its suite (None: there are
-    none), and the load time to record once they pass. Rows of a run that failed stay
-    unvalidated until a run passes."""
+def unvalidated_rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[str, dt.datetime | None]:
+    """A filter for the rows loaded since `table` last passed its suite, and the load time to
+    record once they pass. Rows of a run that failed stay unvalidated until a run passes."""
     con.execute(WATERMARK_DDL)
     previous = scalar(
         con, "select loaded_at from quality.validated_through where table_name = ?", [table]
     )
     newest = scalar(con, f"select max(_loaded_at) from {table}")
-    if previous is not None and newest is not None and newest <= previous:
-        return None, newest
     after, through = _literal(previous, "-infinity"), _literal(newest, "infinity")
     return f"_loaded_at > {after} and _loaded_at <= {through}", newest
 

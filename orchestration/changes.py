@@ -70,10 +70,12 @@ def _table_signature(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> str | 
         return None
     name = f"{quote_ident(schema)}.{quote_ident(table)}"
     if "_loaded_at" in columns:
-        count, newest = con.execute(f"select count(*), max(_loaded_at) from {name}").fetchone()
+        [(count, newest)] = con.execute(f"select count(*), max(_loaded_at) from {name}").fetchall()
         return f"{count}|{newest.isoformat() if newest else ''}"
     # a table without load times (the erasure's record) is small: its content is hashed
-    count, content = con.execute(f"select count(*), bit_xor(hash(t)) from {name} as t").fetchone()
+    [(count, content)] = con.execute(
+        f"select count(*), bit_xor(hash(t)) from {name} as t"
+    ).fetchall()
     return f"{count}|{content}"
 
 

@@ -55,6 +55,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.definitions import defs
     from orchestration.defs.dbt.assets import dbt_build
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
+    from orchestration.defs.publish.assets import EXTRACT_RUN_TAG
     from orchestration.warehouse import connect
 
     definitions = defs()
@@ -76,7 +77,9 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
-    def execute(run_id: str, selection: list[dg.AssetKey] | None) -> dg.ExecuteInProcessResult:
+    def execute(
+        run_id: str, selection: list[dg.AssetKey] | None, tags: dict | None = None
+    ) -> dg.ExecuteInProcessResult:
         with contextlib.ExitStack() as quiet:
             if not args.verbose:  # dbt's own lines go to the log file, not the console
                 run_output.CONSOLE = sys.stdout
@@ -88,6 +91,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 raise_on_error=False,
                 run_id=run_id,
                 asset_selection=selection,
+                tags=tags,
             )
 
     if args.full_refresh:
@@ -115,7 +119,8 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             build = dg.AssetSelection.assets(*changed).downstream() - sources
             why = "what depends on " + ", ".join(k.to_user_string() for k in changed)
         print(f"cdp: run {build_id} builds {why}", flush=True)
-        results.append(execute(build_id, sorted(build.resolve(graph))))
+        tags = {EXTRACT_RUN_TAG: first_id}
+        results.append(execute(build_id, sorted(build.resolve(graph)), tags))
     code = _report(results, settings, started, log_file)
     if code == 0:
         with connect(settings.warehouse_path) as con:

@@ -137,7 +137,8 @@ class _Progress(logging.Handler):
             )
         if step == "dbt_build":
             tests = sum(n for (s, _), n in self.checks.items() if s == step)
-            return f"{self.tables[step]} models, {tests} tests, {meta.get('persons', 0):,} persons"
+            built = f"{self.tables[step]} models, {tests} tests"
+            return built + (f", {meta['persons']:,} persons" if "persons" in meta else "")
         if step == "privacy__erased_identifiers":
             return f"{meta.get('persons_erased', 0)} person(s) erased"
         if step == "privacy__access_exports":

@@ -84,7 +84,8 @@ create table published.main.run_quality (
 )
 """
 RUN_QUALITY_DOC = {
-    "run_id": "The Dagster run that published the file.",
+    "run_id": "The Dagster run that published the file; for a check whose asset that run "
+    "did not rebuild, the run that last evaluated it.",
     "published_at": "When it was published.",
     "kind": "check (one row per check the run evaluated), quarantine (one row per table and "
     "rule with quarantined rows) or freshness (one row per raw source table).",
@@ -100,14 +101,23 @@ RUN_QUALITY_DOC = {
 }
 
 
-def run_quality(context: dg.AssetExecutionContext, warehouse_path: Path) -> list[tuple]:
+# The tag `cdp run` gives its build run: the run that extracted the sources (and checked them).
+EXTRACT_RUN_TAG = "cdp/extract_run"
+
+
+def run_quality(
+    context: dg.AssetExecutionContext, warehouse_path: Path, marts_path: Path
+) -> list[tuple]:
     """The run's checks, the quarantine by table and rule, and each source table's freshness,
     as the rows of `run_quality`: what the dashboard's data quality page shows, so that it
-    never has to open the build warehouse. Counts only: no quarantined record is copied."""
+    never has to open the build warehouse. Counts only: no quarantined record is copied.
+    The checks are this run's, its extraction run's, and, for assets neither rebuilt, the
+    last evaluation the previous publication carried."""
     now = datetime.now(UTC)
     run_id = context.run_id
+    runs = [run_id] + [t for t in [context.run.tags.get(EXTRACT_RUN_TAG)] if t]
     rows = []
-    for record in context.instance.all_logs(run_id):
+    for record in (r for run in runs for r in context.instance.all_logs(run)):
         event = record.dagster_event
         if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
             continue
@@ -124,6 +134,7 @@ def run_quality(context: dg.AssetExecutionContext, warehouse_path: Path) -> list
             (run_id, now, "check", subject, check.check_name, outcome, None, None, None)
             + (check.description,)
         )
+    rows += _checks_not_run(marts_path, {(row[3], row[4]) for row in rows})
     with duckdb.connect(str(warehouse_path), read_only=True) as con:
         rows += con.execute(
             """
@@ -147,6 +158,15 @@ def run_quality(context: dg.AssetExecutionContext, warehouse_path: Path) -> list
         for table, columns in tables:
             rows.append((run_id, now, "freshness", table, *_freshness(con, table, columns)))
     return rows
+
+
+def _checks_not_run(marts_path: Path, evaluated: set[tuple[str, str]]) -> list[tuple]:
+    """The previous publication's rows for the checks not evaluated now, as they were."""
+    if not marts_path.exists():
+        return []
+    with duckdb.connect(str(marts_path), read_only=True) as con:
+        previous = con.execute("select * from run_quality where kind = 'check'").fetchall()
+    return [row for row in previous if (row[3], row[4]) not in evaluated]
 
 
 def _freshness(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> tuple:
@@ -213,7 +233,7 @@ def published_marts(
     compacted = compact_after_erasure(warehouse.path)
     settings = load_settings()
     mask_salt = None if settings.publish_pii else privacy_salt(Path(warehouse.data_dir))
-    quality = run_quality(context, warehouse.path)
+    quality = run_quality(context, warehouse.path, marts_path)
     counts = publish_marts(warehouse.path, marts_path, quality, mask_salt)
     return dg.MaterializeResult(
         metadata={

@@ -27,7 +27,7 @@ import urllib3
 from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema
 
 from orchestration.errors import Deadline, SourceError, TransientSourceError, retry_transient
-from orchestration.warehouse import LoadStats, quarantine
+from orchestration.warehouse import LoadStats, quarantine, scalar
 
 SOURCE = "sheets"
 TABS: dict[str, list[str]] = {
@@ -413,12 +413,13 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
         )
     con.execute(TABS_DDL)
     digest = hashlib.sha256(json.dumps(tab.rows).encode()).hexdigest()
-    known = con.execute(
+    known = scalar(
+        con,
         "select content_sha256 from raw_sheets._tabs join information_schema.tables "
         "on table_schema = 'raw_sheets' and table_name = tab where tab = ?",
         [tab.name],
-    ).fetchone()
-    if known == (digest,):  # read again as loaded: not news, the table is kept
+    )
+    if known == digest:  # read again as loaded: not news, the table is kept
         rows = sum(1 for row in tab.rows[1:] if any(cell.strip() for cell in row))
         return LoadStats(rows, 0, 0, rows_unchanged=rows)
     width = len(header)

@@ -29,6 +29,7 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     peaks = [float(v) for v in re.findall(r"peak RSS ([0-9.]+) GiB", result.stdout)]
     assert len(peaks) == 3 and all(peak > 0.1 for peak in peaks)  # each run's own processes
     assert (tmp_path / "data" / "marts.duckdb").exists()
+    assert "| rerun, nothing new ≤ 10 s |" in result.stdout  # the targets, met or not
 
 
 def test_stitching_benchmark_agrees_with_networkx_at_tiny_scale():

@@ -150,6 +150,23 @@ def test_local_csv_folder(tmp_path):
             assert stats.rows_read == len(tab.rows) - 1 == stats.rows_loaded
 
 
+def test_a_tab_read_again_unchanged_is_kept_and_a_changed_one_replaced(tmp_path):
+    (tab,) = read_tabs(str(SEEDS / "sheets"), ["b2b_accounts"], "", None)
+    newest = "select count(*), max(_loaded_at) from raw_sheets.b2b_accounts"
+    with connect(tmp_path / "w.duckdb") as con:
+        load_tab(con, tab, "run-1", "seeds")
+        first = con.execute(newest).fetchall()
+        again = load_tab(con, tab, "run-2", "seeds")
+        assert (again.rows_loaded, again.rows_unchanged) == (0, again.rows_read)
+        assert con.execute(newest).fetchall() == first
+        tab.rows[1][3] = "1000+"  # one cell changed
+        changed = load_tab(con, tab, "run-3", "seeds")
+        assert changed.rows_loaded == changed.rows_read == len(tab.rows) - 1
+        assert con.execute(newest).fetchall() != first
+        company_size = "select company_size from raw_sheets.b2b_accounts where _row_number = 2"
+        assert con.execute(company_size).fetchall() == [("1000+",)]
+
+
 def test_missing_column_and_overlong_rows(tmp_path):
     folder = tmp_path / "sheets"
     folder.mkdir()

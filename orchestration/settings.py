@@ -36,6 +36,7 @@ class Settings:
     alert_webhook_url: str | None
     schedules_on: bool
     nightly_cron: str
+    intraday_minutes: int  # how often the source_changes sensor looks for news
     timezone: str
     engine: str  # where dbt builds: "duckdb" or "spark" (orchestration/spark.py)
     spark_master: str  # the Spark engine's master: local[N], yarn, spark://host:port, k8s://...
@@ -112,6 +113,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         alert_webhook_url=env.get("CDP_ALERT_WEBHOOK_URL") or None,
         schedules_on=env.get("CDP_SCHEDULES") == "on",
         nightly_cron=env.get("CDP_NIGHTLY_CRON") or "0 3 * * *",
+        intraday_minutes=_positive_int(env, "CDP_INTRADAY_MINUTES", 15),
         timezone=env.get("CDP_TIMEZONE") or "UTC",
         engine=_engine(env),
         spark_master=env.get("CDP_SPARK_MASTER") or "local[2]",
@@ -142,6 +144,15 @@ def _on_off(env, name: str, default: bool) -> bool:
     if value not in ("on", "off"):
         raise ValueError(f"{name}={env.get(name)!r}: expected on or off")
     return value == "on"
+
+
+def _positive_int(env, name: str, default: int) -> int:
+    value = (env.get(name) or "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={env.get(name)!r}: expected a whole number above 0")
+    return int(value)
 
 
 def _positive_seconds(env, name: str, default: float) -> float:

@@ -1,18 +1,21 @@
-"""Operations: the failure alert reaches a webhook; the GA4 sensor fires once per new day."""
+"""Operations: the failure alert reaches a webhook; the sensor asks for what has news."""
 
+import datetime as dt
 import json
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import sqlalchemy as sa
 
-from orchestration.defs.pipeline.schedules import (
-    default_status,
-    new_ga4_export_day,
-    nightly_schedule,
-)
+from orchestration.definitions import defs
+from orchestration.defs.ga4.extract import sync_export
+from orchestration.defs.pipeline.schedules import default_status, source_changes
+from orchestration.defs.shop.demo import load_shop_seeds
+from orchestration.defs.shop.extract import TABLES, ShopSource, extract_all
 from orchestration.settings import load_settings
+from orchestration.warehouse import connect
 
 from .conftest import DEMO_AS_OF, SEEDS, run_cdp
 
@@ -45,19 +48,53 @@ def test_failed_run_posts_an_alert_to_the_webhook(tmp_path):
     assert "folder not found" in received[0]["error"] and received[0]["run_id"]
 
 
-def test_sensor_requests_a_run_for_each_new_export_day(tmp_path, monkeypatch):
-    export = tmp_path / "export"
+def test_the_sensor_requests_what_depends_on_the_sources_with_news(tmp_path, monkeypatch):
+    export, data_dir, shop = tmp_path / "export", tmp_path / "data", tmp_path / "shop.sqlite"
     shutil.copytree(SEEDS / "ga4" / "events_20261001", export / "events_20261001")
-    monkeypatch.setenv("CDP_GA4_EXPORT_URI", str(export))
-    with dg.instance_for_test() as instance:
-        first = new_ga4_export_day(dg.build_sensor_context(instance=instance))
-        assert isinstance(first, dg.RunRequest)
-        context = dg.build_sensor_context(instance=instance, cursor=first.run_key)
-        assert isinstance(new_ga4_export_day(context), dg.SkipReason)
-        shutil.copytree(SEEDS / "ga4" / "events_20261002", export / "events_20261002")
-        again = new_ga4_export_day(dg.build_sensor_context(instance=instance, cursor=first.run_key))
-        assert isinstance(again, dg.RunRequest) and again.tags["cdp/trigger"] == "events_20261002"
-    assert nightly_schedule.job.name == "nightly"
+    engine = sa.create_engine(f"sqlite:///{shop}")
+    load_shop_seeds(engine)
+    for name, value in {
+        "CDP_GA4_EXPORT_URI": str(export),
+        "CDP_DATA_DIR": str(data_dir),
+        "CDP_SHOP_DB_URL": f"sqlite:///{shop}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    definitions = defs()
+    graph = definitions.resolve_asset_graph()
+
+    def evaluate():
+        with dg.instance_for_test() as instance:
+            context = dg.build_sensor_context(instance=instance, definitions=definitions)
+            return source_changes(context)
+
+    first = evaluate()  # nothing loaded yet: everything
+    assert isinstance(first, dg.RunRequest)
+    assert set(first.asset_selection) == set(graph.get_all_asset_keys())
+
+    with connect(data_dir / "warehouse.duckdb") as con:  # as a run would have loaded them
+        sync_export(con, str(export), "run-1")
+        extract_all(con, ShopSource(f"sqlite:///{shop}"), list(TABLES), "run-1")
+    assert isinstance(evaluate(), dg.SkipReason)
+
+    shutil.copytree(SEEDS / "ga4" / "events_20261002", export / "events_intraday_20261002")
+    intraday = evaluate()
+    assert isinstance(intraday, dg.RunRequest) and intraday.tags["cdp/trigger"] == "raw_ga4/events"
+    selected = {k.to_user_string() for k in intraday.asset_selection}
+    assert {"raw_ga4/events", "marts/customer_profiles", "published/marts"} <= selected
+    assert not {"raw_shop/orders", "raw_sheets/fx_rates"} & selected
+    assert evaluate().run_key == intraday.run_key  # the same news: the same run, not another
+
+    with engine.begin() as db:  # an order changed a minute ago
+        db.execute(
+            sa.text(
+                "update orders set status = 'refunded', updated_at = :at "
+                "where order_id = (select min(order_id) from orders)"
+            ),
+            {"at": f"{dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1):%Y-%m-%d %H:%M:%S}+00"},
+        )
+    both = evaluate()
+    assert both.tags["cdp/trigger"] == "raw_ga4/events, raw_shop/order_items, raw_shop/orders"
+    assert both.run_key != intraday.run_key
 
 
 def test_schedules_are_off_unless_switched_on():

@@ -339,6 +339,31 @@ def _watermarks(
     return marks
 
 
+def tables_with_news(con: duckdb.DuckDBPyConnection, source: ShopSource) -> dict[str, str]:
+    """The tables whose source holds a change past what is loaded (a child table with its
+    parent), with the newest change, from one `max()` per table; changes stamped in the
+    future are left to the extract, which quarantines them."""
+    now = dt.datetime.now(dt.UTC)
+    marks = _watermarks(con, now)
+    news = {}
+    with source.engine.connect() as conn:
+        for name, spec in TABLES.items():
+            if spec.parent:
+                continue
+            table = source.reflect(name)
+            newest = conn.execute(
+                sa.select(sa.func.max(table.c[spec.cursor])).where(table.c[spec.cursor] <= now)
+            ).scalar()
+            if isinstance(newest, str):  # SQLite keeps timestamps as text
+                newest = dt.datetime.fromisoformat(newest)
+            if newest is not None and newest.tzinfo is None:
+                newest = newest.replace(tzinfo=dt.UTC)
+            if newest is not None and (marks[name] is None or newest > marks[name]):
+                for table in [name] + [n for n, s in TABLES.items() if s.parent == name]:
+                    news[table] = newest.isoformat()
+    return news
+
+
 def extract_table(
     con: duckdb.DuckDBPyConnection,
     source: ShopSource,

@@ -34,6 +34,14 @@ def test_a_bad_timeout_names_the_variable():
         load_settings({"CDP_SOURCE_TIMEOUT_SECONDS": "soon"})
 
 
+def test_the_intraday_interval_is_whole_minutes_above_zero():
+    assert load_settings({}).intraday_minutes == 15
+    assert load_settings({"CDP_INTRADAY_MINUTES": "5"}).intraday_minutes == 5
+    for bad in ("0", "2.5", "soon"):
+        with pytest.raises(ValueError, match=f"CDP_INTRADAY_MINUTES='{bad}'"):
+            load_settings({"CDP_INTRADAY_MINUTES": bad})
+
+
 def test_the_engine_is_duckdb_or_spark_and_reaches_dbt():
     assert load_settings({}).engine == "duckdb"
     assert load_settings({"CDP_ENGINE": " Spark "}).dbt_env()["CDP_ENGINE"] == "spark"

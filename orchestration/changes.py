@@ -5,19 +5,23 @@ The extractors keep `_loaded_at` on a row read again exactly as it is loaded, so
 moves a signature. The build has one as well: the dbt project's files, the settings dbt
 reads, and "today" (segments move with the date). Publication records them all; the next
 `cdp run` rebuilds what depends on a source whose signature moved, everything when the build's
-moved, and nothing when none did.
+moved, and nothing when none did. Sources are named by their asset keys (`raw_shop/orders`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib.metadata import version
 
-import dagster as dg
 import duckdb
 
-from orchestration.settings import DBT_PROJECT_DIR, Settings
+from orchestration.defs.ga4.extract import list_export
+from orchestration.defs.sheets.extract import TABS, loaded_digest, read_tabs
+from orchestration.defs.shop.demo import ensure_demo_shop_db
+from orchestration.defs.shop.extract import ShopSource, tables_with_news
+from orchestration.settings import DBT_PROJECT_DIR, Settings, dbt_project_files
 from orchestration.warehouse import quote_ident
 
 BUILD = "build"  # the name the build's own signature is recorded under
@@ -34,10 +38,8 @@ create table if not exists cdp_state.published_inputs (
 
 def build_signature(settings: Settings) -> str:
     """The dbt project's files, the settings dbt and the publication read, and the date."""
-    from orchestration.defs.dbt.project import project_files
-
     digest = hashlib.sha256()
-    for path in project_files():
+    for path in dbt_project_files():
         digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
         digest.update(path.read_bytes())
     # where the data dir is and how much memory dbt may use do not change what it builds
@@ -53,11 +55,9 @@ def build_signature(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def _table_signature(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> str | None:
-    """Row count and newest `_loaded_at` of the table an asset key names (None: no table)."""
-    if len(key.path) != 2:
-        return None
-    schema, table = key.path
+def _table_signature(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
+    """Row count and newest `_loaded_at` of a source's table (None: no such table)."""
+    schema, _, table = source.partition("/")
     columns = {
         r[0]
         for r in con.execute(
@@ -80,31 +80,33 @@ def _table_signature(con: duckdb.DuckDBPyConnection, key: dg.AssetKey) -> str | 
 
 
 def signatures(
-    con: duckdb.DuckDBPyConnection, sources: list[dg.AssetKey], settings: Settings
+    con: duckdb.DuckDBPyConnection, sources: list[str], settings: Settings
 ) -> dict[str, str]:
     found = {BUILD: build_signature(settings)}
-    for key in sources:
-        signature = _table_signature(con, key)
+    for source in sources:
+        signature = _table_signature(con, source)
         if signature is not None:
-            found[key.to_user_string()] = signature
+            found[source] = signature
     return found
 
 
+def _published(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    con.execute(DDL)
+    return dict(con.execute("select input, signature from cdp_state.published_inputs").fetchall())
+
+
 def changed_sources(
-    con: duckdb.DuckDBPyConnection, now: dict[str, str], sources: list[dg.AssetKey]
-) -> list[dg.AssetKey] | None:
+    con: duckdb.DuckDBPyConnection, now: dict[str, str], sources: list[str]
+) -> list[str] | None:
     """The sources whose signature in `now` moved since the last publication; None (build
     everything) when the build's moved or nothing was published yet."""
-    con.execute(DDL)
-    published = dict(
-        con.execute("select input, signature from cdp_state.published_inputs").fetchall()
-    )
+    published = _published(con)
     if published.get(BUILD) != now[BUILD]:
         return None
-    return [k for k in sources if now.get(k.to_user_string()) != published.get(k.to_user_string())]
+    return [s for s in sources if now.get(s) != published.get(s)]
 
 
-def record_publication(con: duckdb.DuckDBPyConnection, inputs: dict[str, str], run_id: str) -> None:
+def record_publication(con: duckdb.DuckDBPyConnection, inputs: dict[str, str], run_id: str):
     """The signatures of what the marts just published were built from."""
     con.execute(DDL)
     con.execute("begin transaction")
@@ -114,3 +116,61 @@ def record_publication(con: duckdb.DuckDBPyConnection, inputs: dict[str, str], r
         [(name, signature, run_id) for name, signature in inputs.items()],
     )
     con.execute("commit")
+
+
+def sources_with_news(settings: Settings, *, sheets: bool) -> dict[str, str]:
+    """Each source whose source holds more than the warehouse has loaded, with what it holds:
+    a GA4 shard whose files differ from the loaded day (intraday ones included), shop rows
+    changed past the loaded ones, and with `sheets` a tab whose content differs. Reads the
+    sources' listings, newest changes and tabs, never the GA4 files or shop rows."""
+    if not settings.warehouse_path.exists():
+        return {"raw_ga4/events": "not loaded yet"}
+    _, days = list_export(settings.ga4_export_uri, settings.source_timeout_seconds)
+    shop = ShopSource(
+        settings.shop_db_url or ensure_demo_shop_db(settings.demo_shop_db_path),
+        settings.shop_db_schema,
+        settings.source_timeout_seconds,
+    )
+    credentials = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    tabs = []
+    if sheets:
+        tabs = read_tabs(
+            settings.sheets_uri,
+            list(TABS),
+            settings.sheets_api_url,
+            credentials,
+            timeout=settings.source_timeout_seconds,
+        )
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        known = dict(con.execute("select export_day, fingerprint from raw_ga4._shards").fetchall())
+        news = {f"raw_shop/{t}": at for t, at in tables_with_news(con, shop).items()}
+        for tab in tabs:
+            if loaded_digest(con, tab.name) != tab.digest:
+                news[f"raw_sheets/{tab.name}"] = tab.digest
+    grown = [f"{d.shard}:{d.fingerprint}" for d in days if known.get(d.day) != d.fingerprint]
+    if grown:
+        news["raw_ga4/events"] = ",".join(grown)
+    return news
+
+
+def nothing_new(settings: Settings) -> bool:
+    """Whether the published marts were built from everything the sources hold now: the
+    same build, no table changed since the publication, and no source holding more."""
+    if not settings.marts_path.exists() or not settings.warehouse_path.exists():
+        return False
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        tables = {
+            r[0]
+            for r in con.execute(
+                "select table_schema || '.' || table_name from information_schema.tables"
+            ).fetchall()
+        }
+        if "cdp_state.published_inputs" not in tables:
+            return False
+        published = dict(
+            con.execute("select input, signature from cdp_state.published_inputs").fetchall()
+        )
+        sources = [name for name in published if name != BUILD]
+        if signatures(con, sources, settings) != published:
+            return False
+    return not sources_with_news(settings, sheets=True)

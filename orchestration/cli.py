@@ -52,6 +52,13 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     publication (orchestration/changes.py), as two Dagster runs of the same job; with
     --full-refresh, everything in one run."""
     from orchestration import changes
+
+    if not args.full_refresh and _nothing_new(settings):  # before loading Dagster's
+        print(  # definitions: no extract, no build
+            "cdp: nothing new since the last publication: no source holds anything it was "
+            f"not built from; {settings.marts_path} untouched"
+        )
+        return 0
     from orchestration.definitions import defs
     from orchestration.defs.dbt.assets import dbt_build
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
@@ -62,6 +69,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     graph = definitions.resolve_asset_graph()
     sources = dg.AssetSelection.all() - dg.AssetSelection.assets(dbt_build).downstream()
     source_keys = sorted(sources.resolve(graph))
+    source_names = [key.to_user_string() for key in source_keys]
     first_id = str(uuid.uuid4())
     log_file = run_output.log_path(settings.data_dir, first_id)
     loggers = {"progress": run_output.progress_logger, "file": run_output.file_logger}
@@ -101,8 +109,8 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         if not results[0].success:
             return _report(results, settings, started, log_file)
         with connect(settings.warehouse_path) as con:
-            inputs = changes.signatures(con, source_keys, settings)
-            changed = changes.changed_sources(con, inputs, source_keys)
+            inputs = changes.signatures(con, source_names, settings)
+            changed = changes.changed_sources(con, inputs, source_names)
         if changed == []:
             seconds = time.perf_counter() - started
             print(
@@ -116,8 +124,9 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             build = dg.AssetSelection.all() - sources
             why = "everything (a first publication, or the dbt project, settings or date changed)"
         else:
-            build = dg.AssetSelection.assets(*changed).downstream() - sources
-            why = "what depends on " + ", ".join(k.to_user_string() for k in changed)
+            keys = [dg.AssetKey.from_user_string(name) for name in changed]
+            build = dg.AssetSelection.assets(*keys).downstream() - sources
+            why = "what depends on " + ", ".join(changed)
         print(f"cdp: run {build_id} builds {why}", flush=True)
         tags = {EXTRACT_RUN_TAG: first_id}
         results.append(execute(build_id, sorted(build.resolve(graph)), tags))
@@ -125,9 +134,18 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     if code == 0:
         with connect(settings.warehouse_path) as con:
             if args.full_refresh:
-                inputs = changes.signatures(con, source_keys, settings)
+                inputs = changes.signatures(con, source_names, settings)
             changes.record_publication(con, inputs, results[-1].run_id)
     return code
+
+
+def _nothing_new(settings: Settings) -> bool:
+    from orchestration import changes
+
+    try:
+        return changes.nothing_new(settings)
+    except Exception:  # a source that cannot be read: the run itself reports why
+        return False
 
 
 def _report(results, settings: Settings, started: float, log_file) -> int:

@@ -18,6 +18,14 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DEMO_AS_OF = dt.date(2026, 10, 22)
 
 
+def dbt_project_files() -> list[Path]:
+    """Every file of the dbt project that decides what it builds, in a stable order."""
+    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        files += sorted((DBT_PROJECT_DIR / folder).rglob("*"))
+    return [f for f in files if f.is_file()]
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtProject
 
-from orchestration.settings import DBT_PROJECT_DIR, load_settings
+from orchestration.settings import DBT_PROJECT_DIR, dbt_project_files, load_settings
 
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
@@ -28,17 +28,9 @@ def dbt_env() -> dict[str, str]:
     return {**os.environ, **load_settings().dbt_env()}
 
 
-def project_files() -> list[Path]:
-    """Every file of the dbt project that decides what it builds, in a stable order."""
-    files = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
-    for folder in ("models", "macros", "seeds", "tests"):
-        files += sorted((DBT_PROJECT_DIR / folder).rglob("*"))
-    return [f for f in files if f.is_file()]
-
-
 def ensure_manifest() -> Path:
     manifest = dbt_project.manifest_path
-    newest = max(f.stat().st_mtime for f in project_files())
+    newest = max(f.stat().st_mtime for f in dbt_project_files())
     if not manifest.exists() or manifest.stat().st_mtime < newest:
         parsed = subprocess.run(
             [

@@ -4,10 +4,8 @@ import json
 import dagster as dg
 import duckdb
 
-from orchestration.defs.ga4.extract import list_export
+from orchestration.changes import sources_with_news
 from orchestration.defs.pipeline.jobs import nightly
-from orchestration.defs.shop.demo import ensure_demo_shop_db
-from orchestration.defs.shop.extract import ShopSource, tables_with_news
 from orchestration.settings import Settings, load_settings
 
 
@@ -33,26 +31,6 @@ nightly_schedule = dg.ScheduleDefinition(
 )
 
 
-def sources_with_news(settings: Settings) -> dict[str, str]:
-    """Each source asset whose source holds more than the warehouse has loaded (a new, grown
-    or re-exported GA4 shard, intraday ones included; shop rows past the loaded ones), with
-    what it holds. Reads the sources' listings and newest changes, never their rows."""
-    if not settings.warehouse_path.exists():
-        return {"raw_ga4/events": "not loaded yet"}
-    _, days = list_export(settings.ga4_export_uri, settings.source_timeout_seconds)
-    shop = ShopSource(
-        settings.shop_db_url or ensure_demo_shop_db(settings.demo_shop_db_path),
-        settings.shop_db_schema,
-    )
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        known = dict(con.execute("select export_day, fingerprint from raw_ga4._shards").fetchall())
-        news = {f"raw_shop/{t}": at for t, at in tables_with_news(con, shop).items()}
-    grown = [f"{d.shard}:{d.fingerprint}" for d in days if known.get(d.day) != d.fingerprint]
-    if grown:
-        news["raw_ga4/events"] = ",".join(grown)
-    return news
-
-
 @dg.sensor(
     job=nightly,
     minimum_interval_seconds=_SETTINGS.intraday_minutes * 60,
@@ -63,7 +41,7 @@ def source_changes(context: dg.SensorEvaluationContext):
     depends on them, up to the publication, so that profiles are at most one interval behind
     the GA4 export (intraday shards included) and the shop."""
     try:
-        news = sources_with_news(load_settings())
+        news = sources_with_news(load_settings(), sheets=False)
     except duckdb.IOException:  # a run holds the warehouse: the next interval sees its result
         return dg.SkipReason("the warehouse is being written by a run")
     if not news:

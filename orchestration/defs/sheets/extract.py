@@ -69,6 +69,10 @@ class Tab:
     name: str
     rows: list[list[str]]  # first row is the header, as the API returns them
 
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.rows).encode()).hexdigest()
+
 
 def read_local(folder: Path, tabs: list[str]) -> list[Tab]:
     if not folder.is_dir():
@@ -384,6 +388,22 @@ def read_tabs(
     return read_local(Path(uri.removeprefix("file://")), tabs)
 
 
+def loaded_digest(con: duckdb.DuckDBPyConnection, tab: str) -> str | None:
+    """The digest of the tab as it was last loaded (None: not loaded)."""
+    if not scalar(
+        con,
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'raw_sheets' and table_name = '_tabs'",
+    ):
+        return None
+    return scalar(
+        con,
+        "select content_sha256 from raw_sheets._tabs join information_schema.tables "
+        "on table_schema = 'raw_sheets' and table_name = tab where tab = ?",
+        [tab],
+    )
+
+
 def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) -> LoadStats:
     """Replace `raw_sheets.<tab>` with the tab's rows (text), padded to the header."""
     if not tab.rows or not any(cell.strip() for cell in tab.rows[0]):
@@ -412,14 +432,8 @@ def load_tab(con: duckdb.DuckDBPyConnection, tab: Tab, run_id: str, where: str) 
             "give every column a unique name",
         )
     con.execute(TABS_DDL)
-    digest = hashlib.sha256(json.dumps(tab.rows).encode()).hexdigest()
-    known = scalar(
-        con,
-        "select content_sha256 from raw_sheets._tabs join information_schema.tables "
-        "on table_schema = 'raw_sheets' and table_name = tab where tab = ?",
-        [tab.name],
-    )
-    if known == digest:  # read again as loaded: not news, the table is kept
+    digest = tab.digest
+    if loaded_digest(con, tab.name) == digest:  # read again as loaded: the table is kept
         rows = sum(1 for row in tab.rows[1:] if any(cell.strip() for cell in row))
         return LoadStats(rows, 0, 0, rows_unchanged=rows)
     width = len(header)

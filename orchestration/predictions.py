@@ -51,10 +51,22 @@ class Fit:
         return json.dumps(asdict(self))
 
 
-def _flat(names: list[str]) -> dict:
+# When buyers' dropout barely varies, the likelihood keeps rising as the Beta's a and b grow
+# together (their ratio fixed): the optimizer runs off to ~1e48, where some predictions
+# overflow to NaN. Such a fit is redone with a and b flat up to this bound, where the Beta is
+# already a near point mass.
+DROPOUT_BOUND = 1e4
+
+
+def _flat(names: list[str], bounded: tuple[str, ...] = ()) -> dict:
     from pymc_extras.prior import Prior
 
-    return {name: Prior("HalfFlat") for name in names}
+    return {
+        name: Prior("Uniform", lower=0, upper=DROPOUT_BOUND)
+        if name in bounded
+        else Prior("HalfFlat")
+        for name in names
+    }
 
 
 def _maximum_likelihood(model, parameters: list[str]) -> tuple[dict[str, float], bool]:
@@ -83,6 +95,10 @@ def fit_purchases(summary: pd.DataFrame):
     model = BetaGeoModel(model_config=_flat(PURCHASE_PARAMETERS))
     model.build_model(summary[["customer_id", "frequency", "recency", "T"]])
     parameters, converged = _maximum_likelihood(model, PURCHASE_PARAMETERS)
+    if converged and max(parameters["a"], parameters["b"]) > DROPOUT_BOUND:
+        model = BetaGeoModel(model_config=_flat(PURCHASE_PARAMETERS, bounded=("a", "b")))
+        model.build_model(summary[["customer_id", "frequency", "recency", "T"]])
+        parameters, converged = _maximum_likelihood(model, PURCHASE_PARAMETERS)
     return model, parameters, converged
 
 

@@ -91,7 +91,13 @@ def signatures(
 
 
 def _published(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    con.execute(DDL)
+    """The signatures the last publication recorded (none yet: empty); reads only."""
+    recorded = con.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'cdp_state' and table_name = 'published_inputs'"
+    ).fetchall()
+    if recorded == [(0,)]:
+        return {}
     return dict(con.execute("select input, signature from cdp_state.published_inputs").fetchall())
 
 
@@ -131,14 +137,13 @@ def sources_with_news(settings: Settings, *, sheets: bool) -> dict[str, str]:
         settings.shop_db_schema,
         settings.source_timeout_seconds,
     )
-    credentials = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
     tabs = []
     if sheets:
         tabs = read_tabs(
             settings.sheets_uri,
             list(TABS),
             settings.sheets_api_url,
-            credentials,
+            os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"),
             timeout=settings.source_timeout_seconds,
         )
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
@@ -159,17 +164,9 @@ def nothing_new(settings: Settings) -> bool:
     if not settings.marts_path.exists() or not settings.warehouse_path.exists():
         return False
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        tables = {
-            r[0]
-            for r in con.execute(
-                "select table_schema || '.' || table_name from information_schema.tables"
-            ).fetchall()
-        }
-        if "cdp_state.published_inputs" not in tables:
+        published = _published(con)
+        if not published:
             return False
-        published = dict(
-            con.execute("select input, signature from cdp_state.published_inputs").fetchall()
-        )
         sources = [name for name in published if name != BUILD]
         if signatures(con, sources, settings) != published:
             return False

@@ -1,8 +1,8 @@
 {#- Connected components of an undirected graph, as a materialization.
 
     The model's SQL yields integer columns (a, b): a link between two nodes, in either
-    direction, duplicates allowed. Every node appears in column a at least once (a row with
-    a = b, or b null, is a node without links). The materialized table is (node, label):
+    direction, duplicates allowed; a row with a = b, or b null, is a node (with or without
+    links). The materialized table is (node, label):
     label = the smallest node of the node's component.
 
     Min-label propagation with pointer jumping, after FastSV (Zhang, Azad & Hu, 2020): every
@@ -14,32 +14,69 @@
     stay inside it) are set aside, so late rounds touch only the few components still moving.
     Every statement is a plain join or aggregate, run round after round until nothing moves;
     more than `max_rounds` rounds (config) fails the model instead of returning a wrong answer.
+
+    Run after run, only the components whose links changed are computed again: the links of
+    the last build are kept beside the table (`<model>__links`, each link once as
+    a <= b, a node without links as (a, a)); the nodes of links added or gone since, and every
+    node of the components they belonged to, are the part to recompute. No unchanged link
+    leaves that part (both its ends were in one component), so its components are exactly
+    those of the whole graph, and every other component is kept as it was. Node numbers must
+    therefore mean the same identifier from run to run. A full refresh computes everything.
 -#}
 
 {% materialization connected_components, default %}
   {%- set target_relation = this.incorporate(type='table') -%}
   {%- set max_rounds = config.get('max_rounds', 100) | int -%}
   {%- set work = {} -%}
-  {%- for part in ['input', 'edges', 'parent', 'grand', 'moving', 'settled'] -%}
+  {%- for part in ['input', 'edges', 'parent', 'grand', 'moving', 'settled', 'links',
+                   'touched', 'result'] -%}
     {%- do work.update({part: cdp.cc_work_relation(part)}) -%}
   {%- endfor -%}
   {%- for relation in work.values() -%}{{ drop_relation_if_exists(relation) }}{%- endfor -%}
+  {%- set kept_links = api.Relation.create(database=this.database, schema=this.schema,
+        identifier=this.identifier ~ '__links', type='table') -%}
+  {%- set existing_relation = load_cached_relation(this) -%}
+  {%- set previous_links = adapter.get_relation(database=this.database, schema=this.schema,
+        identifier=kept_links.identifier) -%}
+  {%- set incremental = existing_relation is not none and previous_links is not none
+        and not should_full_refresh() -%}
 
   {{ run_hooks(pre_hooks, inside_transaction=False) }}
   {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
   {% call statement('main') -%}
-    {{ cdp.cc_replace(work.input, sql) }}
+    {{ cdp.cc_replace(work.links, 'select distinct least(a, coalesce(b, a)) as a, '
+        ~ 'greatest(a, coalesce(b, a)) as b from (' ~ sql ~ ') as given') }}
   {%- endcall %}
+  {%- if incremental -%}
+    {#- the nodes to recompute: the ends of every link added or gone, and the components
+        they were in -#}
+    {% do run_query(cdp.cc_replace(work.touched, '
+        with changed as (
+            (select a, b from ' ~ work.links ~ ' except select a, b from ' ~ previous_links ~ ')
+            union all
+            (select a, b from ' ~ previous_links ~ ' except select a, b from ' ~ work.links ~ ')
+        ),
+        ends as (select a as node from changed union select b from changed)
+        select node from ends
+        union
+        select node from ' ~ existing_relation ~ ' where label in (
+            select c.label from ' ~ existing_relation ~ ' as c join ends on c.node = ends.node
+        )')) %}
+    {% do run_query(cdp.cc_replace(work.input, 'select a, b from ' ~ work.links
+        ~ ' where a in (select node from ' ~ work.touched ~ ')')) %}
+  {%- else -%}
+    {% do run_query(cdp.cc_replace(work.input, 'select a, b from ' ~ work.links)) %}
+  {%- endif %}
   {% do run_query(cdp.cc_replace(work.edges,
-      'with given as (select a, b from ' ~ work.input ~ ' where b is not null and a <> b) '
+      'with given as (select a, b from ' ~ work.input ~ ' where a <> b) '
       ~ 'select a, b from given union all select b, a from given')) %}
   {#- every node starts at the smallest of itself and its neighbours; a linked node is an `a`
       of the edges (both directions are there), one without links a row of its own -#}
   {% do run_query(cdp.cc_replace(work.parent,
       'select node, least(node, min(other)) as parent from ('
       ~ 'select a as node, b as other from ' ~ work.edges
-      ~ ' union all select a, a from ' ~ work.input ~ ' where b is null or a = b'
+      ~ ' union all select a, a from ' ~ work.input ~ ' where a = b'
       ~ ') as candidates group by node')) %}
   {{ drop_relation_if_exists(work.input) }}
   {% do run_query(cdp.cc_replace(work.settled,
@@ -72,9 +109,24 @@
   {% do run_query(cdp.cc_replace(rounds, per_round | join(' union all ')
       if per_round else 'select 0 as round, 0 as active_nodes where 1 = 0')) %}
 
-  {%- set existing_relation = load_cached_relation(this) -%}
+  {#- what this build computed and over how many nodes, for the asset's metadata -#}
+  {%- set build = api.Relation.create(database=this.database, schema=this.schema,
+        identifier=this.identifier ~ '__build', type='table') -%}
+  {% do run_query(cdp.cc_replace(build, 'select ' ~ ('false' if incremental else 'true')
+      ~ ' as full_recompute, (select count(*) from ' ~ work.settled ~ ') as recomputed_nodes')) %}
+
+  {%- if incremental -%}
+    {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled
+        ~ ' union all select node, label from ' ~ existing_relation
+        ~ ' where node not in (select node from ' ~ work.touched ~ ')')) %}
+  {%- else -%}
+    {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled)) %}
+  {%- endif %}
+  {#- the table and the links it was computed from are replaced together -#}
   {{ drop_relation_if_exists(existing_relation) }}
-  {% do run_query('create table ' ~ target_relation ~ ' as select node, label from ' ~ work.settled) %}
+  {{ drop_relation_if_exists(previous_links) }}
+  {% do run_query('create table ' ~ target_relation ~ ' as select node, label from ' ~ work.result) %}
+  {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
   {%- for relation in work.values() -%}
     {{ drop_relation_if_exists(relation) }}
   {%- endfor -%}

@@ -30,3 +30,17 @@
     where {{ kind }} is not null
     {%- endfor %}
 {% endmacro %}
+
+{#- An identifier's node number: the first 60 bits of md5("type:value"), the same on every
+    engine (a positive bigint). -#}
+{% macro identifier_number(kind, value) %}
+  {{ return(adapter.dispatch('identifier_number', 'cdp')(kind, value)) }}
+{% endmacro %}
+
+{% macro duckdb__identifier_number(kind, value) -%}
+    cast('0x' || substr(md5({{ kind }} || ':' || {{ value }}), 1, 15) as bigint)
+{%- endmacro %}
+
+{% macro default__identifier_number(kind, value) -%}
+    cast(conv(substr(md5(concat({{ kind }}, ':', {{ value }})), 1, 15), 16, 10) as bigint)
+{%- endmacro %}

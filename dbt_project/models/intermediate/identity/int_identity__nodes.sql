@@ -1,7 +1,10 @@
-{#- Every distinct identifier, numbered: the nodes of the identity graph. -#}
+{#- Every distinct identifier: the nodes of the identity graph. A node's number is derived from
+    the identifier alone, so it is the same in every run and every warehouse; that is what lets
+    the connected components be kept from run to run and recomputed only where links changed.
+    Two identifiers meeting on one number would fail the uniqueness test of `node`. -#}
 
 select
-    row_number() over (order by identifier_type, identifier_value) as node,
+    {{ cdp.identifier_number('identifier_type', 'identifier_value') }} as node,
     identifier_type,
     identifier_value,
     min(first_seen_at) as first_seen_at,

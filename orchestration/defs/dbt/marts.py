@@ -57,7 +57,7 @@ IDENTITIES = ["identity", "int_identity__customer_identities"]
 
 def identity_metadata(con: duckdb.DuckDBPyConnection) -> dict:
     """Persons, cluster sizes, the largest clusters, merge protection's hits, identifiers
-    staging rejected, and the rounds connected components took."""
+    staging rejected, and the rounds connected components took over how many nodes."""
     identities = "identity.int_identity__customer_identities"
     persons, identifiers = con.execute(
         f"select count(distinct customer_key), count(*) from {identities}"
@@ -91,6 +91,9 @@ def identity_metadata(con: duckdb.DuckDBPyConnection) -> dict:
             "select active_nodes from identity.int_identity__components__rounds order by round"
         ).fetchall()
     ]
+    ((full_recompute, recomputed),) = con.execute(
+        "select full_recompute, recomputed_nodes from identity.int_identity__components__build"
+    ).fetchall()
     return {
         "dagster/row_count": identifiers,
         "persons": persons,
@@ -102,6 +105,7 @@ def identity_metadata(con: duckdb.DuckDBPyConnection) -> dict:
         "rejected_identifiers": dg.MetadataValue.json(dict(rejected)),
         "components_rounds": len(rounds),
         "components_active_nodes_per_round": dg.MetadataValue.json(rounds),
+        "components_recomputed": "all nodes" if full_recompute else f"{recomputed:,} nodes",
     }
 
 

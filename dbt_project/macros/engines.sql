@@ -90,6 +90,30 @@
 
 {% macro spark__lists_overlap(left, right) -%} arrays_overlap({{ left }}, {{ right }}) {%- endmacro %}
 
+{#- Aggregate: the distinct non-null values, as a list in no particular order. -#}
+{% macro distinct_list(value) %}
+  {{ return(adapter.dispatch('distinct_list', 'cdp')(value)) }}
+{% endmacro %}
+
+{% macro duckdb__distinct_list(value) -%}
+  list(distinct {{ value }}) filter (where {{ value }} is not null)
+{%- endmacro %}
+
+{% macro spark__distinct_list(value) -%} collect_set({{ value }}) {%- endmacro %}
+
+{#- Aggregate: how many distinct values the lists hold together. -#}
+{% macro count_distinct_in_lists(lists) %}
+  {{ return(adapter.dispatch('count_distinct_in_lists', 'cdp')(lists)) }}
+{% endmacro %}
+
+{% macro duckdb__count_distinct_in_lists(lists) -%}
+  len(list_distinct(flatten(list({{ lists }}))))
+{%- endmacro %}
+
+{% macro spark__count_distinct_in_lists(lists) -%}
+  size(array_distinct(flatten(collect_list({{ lists }}))))
+{%- endmacro %}
+
 {#- The distinct, sorted, lower-cased, trimmed, non-empty items of a list typed as text. -#}
 {% macro split_tags(column, separators) %}
   {{ return(adapter.dispatch('split_tags', 'cdp')(column, separators)) }}

@@ -21,3 +21,11 @@
     )
     {%- endif %}
 {%- endmacro %}
+
+{#- Post-hook of the GA4 aggregates kept per export day: drop the days no event is left of
+    (delete+insert only replaces days that still have rows). -#}
+{% macro forget_lost_export_days() %}
+    delete from {{ this }} where export_day not in (
+        select distinct export_day from {{ ref('stg_ga4__events') }}
+    )
+{% endmacro %}

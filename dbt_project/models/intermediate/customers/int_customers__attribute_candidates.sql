@@ -72,8 +72,8 @@ candidates as (
         identities.customer_key, 'city', device_cities.geo_city, 'ga4', max(device_cities.seen_at)
     from (
         -- one row per device and city before the join, not one per event
-        select device_id, geo_city, max(event_at) as seen_at
-        from {{ ref('stg_ga4__events') }}
+        select device_id, geo_city, max(last_event_at) as seen_at
+        from {{ ref('int_ga4__device_days') }}
         where geo_city is not null
         group by device_id, geo_city
     ) as device_cities

@@ -1,6 +1,6 @@
-{#- GA4 behaviour per person, through the devices stitched to them. Events are summed up per
-    device first (sessions belong to one device), so only one row per device meets the join;
-    the window sorts over all events that a per-person ranking would need are avoided. -#}
+{#- GA4 behaviour per person, through the devices stitched to them. Read from the events'
+    aggregate per device and day (int_ga4__device_days), summed up per device first (sessions
+    belong to one device), so only one row per device meets the join. -#}
 
 with
 
@@ -12,28 +12,31 @@ devices as (
 
 ),
 
+device_days as (select * from {{ ref('int_ga4__device_days') }}),
+
 per_device as (
 
     select
         device_id,
-        count(distinct ga_session_id) as sessions,
-        count(*) filter (where event_name = 'page_view') as page_views,
-        min(event_at) as first_event_at,
-        max(event_at) as last_event_at,
+        {{ cdp.count_distinct_in_lists('sessions') }} as sessions,
+        sum(page_views) as page_views,
+        min(first_event_at) as first_event_at,
+        max(last_event_at) as last_event_at,
         min_by(
-            {{ cdp.make_struct([('source', 'first_touch_source'), ('medium', 'first_touch_medium'),
-                             ('at', 'first_touch_at')]) }},
-            {{ cdp.make_struct([('first_touch_at', 'first_touch_at'), ('event_at', 'event_at')]) }}
-        ) filter (where first_touch_at is not null) as first_touch
-    from {{ ref('stg_ga4__events') }}
+            first_touch,
+            {{ cdp.make_struct([('at', 'first_touch.at'), ('event_at', 'first_touch.event_at'),
+                             ('source', 'first_touch.source'),
+                             ('medium', 'first_touch.medium')]) }}
+        ) filter (where first_touch is not null) as first_touch
+    from device_days
     group by device_id
 
 ),
 
 device_categories as (
 
-    select device_id, device_category, count(*) as events
-    from {{ ref('stg_ga4__events') }}
+    select device_id, device_category, sum(events) as events
+    from device_days
     where device_category is not null
     group by device_id, device_category
 

@@ -42,15 +42,14 @@ ga4_logins as (
     select
         'ga4.events' as source,
         device_id || '|' || coalesce(user_id, '') as record_id,
-        min(event_at) as first_seen_at,
-        max(event_at) as last_seen_at,
+        min(first_event_at) as first_seen_at,
+        max(last_event_at) as last_seen_at,
         user_id as customer_id,
         cast(null as {{ dbt.type_string() }}) as email,
         cast(null as {{ dbt.type_string() }}) as phone,
         device_id as device,
         cast(null as {{ dbt.type_string() }}) as order_id
-    from {{ ref('stg_ga4__events') }}
-    where device_id is not null
+    from {{ ref('int_ga4__device_days') }}
     group by device_id, user_id
 
 ),

@@ -182,7 +182,10 @@ def test_identity_audit_in_asset_metadata(warehouse):
     )
     assert report["guard_hits"]["shared_device (device)"] >= 1
     assert report["largest_clusters"][0]["identifiers"] >= 3
-    assert report["components_rounds"] == len(report["components_active_nodes_per_round"]) >= 1
+    # the demo's run stitched once before its erasures, which only removed whole persons: the
+    # build after them had nothing to recompute
+    assert report["components_rounds"] == len(report["components_active_nodes_per_round"])
+    assert report["components_recomputed"] == "0 nodes"
 
 
 CUTOFF = "2026-10-11 00:00:00+00"

@@ -133,7 +133,9 @@ def run_nights(first, nights) -> list[dict[str, set]]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(first=st.lists(record, min_size=1, max_size=8), nights=st.lists(night, min_size=1, max_size=2))
+@given(
+    first=st.lists(record, min_size=1, max_size=8), nights=st.lists(night, min_size=1, max_size=2)
+)
 def test_increments_equal_a_full_recompute(first, nights):
     run_nights(first, nights)
 

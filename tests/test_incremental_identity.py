@@ -7,11 +7,14 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .identity_dbt import dbt
 from .test_stable_keys import Warehouse
+
+pytestmark = pytest.mark.slow  # two dbt builds a night: minutes, not the quick loop
 
 # A small universe, so that records keep meeting: one blocklisted email, and limits low enough
 # that a few records share an email or phone past them.

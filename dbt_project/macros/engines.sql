@@ -256,3 +256,17 @@
     - case when month({{ day }}) * 100 + day({{ day }}) < month({{ birth }}) * 100 + day({{ birth }})
            then 1 else 0 end
 {%- endmacro %}
+
+{#- A text as a SQL string literal. -#}
+{% macro string_literal(text) %}
+  {{ return(adapter.dispatch('string_literal', 'cdp')(text)) }}
+{% endmacro %}
+
+{% macro default__string_literal(text) -%}
+  '{{ text | replace("'", "''") }}'
+{%- endmacro %}
+
+{#- Spark reads backslashes in literals as escapes -#}
+{% macro spark__string_literal(text) -%}
+  '{{ text | replace("\\", "\\\\") | replace("'", "\\'") }}'
+{%- endmacro %}

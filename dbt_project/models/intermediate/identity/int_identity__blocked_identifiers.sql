@@ -10,27 +10,39 @@ record_identifiers as (select * from {{ ref('int_identity__record_identifiers') 
 
 blocklist as (select * from {{ ref('identity_blocklist') }}),
 
+{#- Each pattern goes into the SQL as a constant: a pattern read from a column is compiled
+    again for every row it is matched against, which costs minutes at millions of nodes. -#}
+{%- set patterns = [] -%}
+{%- set seed = load_relation(ref('identity_blocklist')) if execute else none -%}
+{%- if seed is not none -%}
+    {%- set rows = run_query("select identifier_type, value from " ~ seed
+        ~ " where match = 'pattern' order by identifier_type, value") -%}
+    {%- for row in rows -%}{%- do patterns.append((row[0], row[1])) -%}{%- endfor -%}
+{%- endif %}
+
 blocklisted as (
 
     select
         nodes.node,
         'blocklist' as rule,
-        case
-            when blocklist.match = 'exact'
-                then 'exact value on the ' || blocklist.identifier_type || ' blocklist'
-            else 'matches ' || blocklist.identifier_type || ' blocklist pattern ' || blocklist.value
-        end as reason
+        'exact value on the ' || blocklist.identifier_type || ' blocklist' as reason
     from nodes
     inner join blocklist
         on
             nodes.identifier_type = blocklist.identifier_type
-            and (
-                (blocklist.match = 'exact' and nodes.identifier_value = blocklist.value)
-                or (
-                    blocklist.match = 'pattern'
-                    and {{ cdp.regex_matches('nodes.identifier_value', 'blocklist.value') }}
-                )
-            )
+            and nodes.identifier_value = blocklist.value
+    where blocklist.match = 'exact'
+    {%- for kind, pattern in patterns %}
+    union all
+    select
+        node,
+        'blocklist' as rule,
+        {{ cdp.string_literal('matches ' ~ kind ~ ' blocklist pattern ' ~ pattern) }} as reason
+    from nodes
+    where
+        identifier_type = '{{ kind }}'
+        and {{ cdp.regex_matches('identifier_value', cdp.string_literal(pattern)) }}
+    {%- endfor %}
 
 ),
 

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .identity_dbt import dbt
-from .test_stable_keys import Warehouse
+from .test_stable_keys import Warehouse, stitch
 
 pytestmark = pytest.mark.slow  # two dbt builds a night: minutes, not the quick loop
 
@@ -31,6 +30,7 @@ LIMITS = {
     "device_persons": 1,
     "max_rounds": 100,
 }
+VARIABLES = {"identity": LIMITS}
 
 record = st.frozensets(st.sampled_from(IDENTIFIERS), min_size=1, max_size=3)
 # each night: the records that arrive, and which of the records so far are gone or replaced
@@ -56,19 +56,6 @@ def observe(con: Warehouse, records: dict[str, frozenset]) -> None:
             f"insert into identity.int_identity__observations values {values}",
             [field for row in with_times for field in row],
         )
-
-
-def stitch(con: Warehouse, run_id: str, *args: str) -> None:
-    built = dbt(
-        con.data_dir,
-        "build",
-        "--select", "identity_blocklist", "path:models/intermediate/identity",
-        "--exclude", "int_identity__observations", "int_identity__rejected_identifiers",
-        *args,
-        run_id=run_id,
-        variables={"identity": LIMITS},
-    )  # fmt: skip
-    assert built.returncode == 0, built.stdout[-3000:]
 
 
 def state(con: Warehouse) -> dict[str, set]:
@@ -115,8 +102,10 @@ def run_nights(first, nights) -> list[dict[str, set]]:
                 observe(warehouse, records)
             with ThreadPoolExecutor(2) as pool:
                 runs = [
-                    pool.submit(stitch, incremental, f"night-{number}"),
-                    pool.submit(stitch, recomputed, f"night-{number}", "--full-refresh"),
+                    pool.submit(stitch, incremental, f"night-{number}", variables=VARIABLES),
+                    pool.submit(
+                        stitch, recomputed, f"night-{number}", "--full-refresh", variables=VARIABLES
+                    ),
                 ]
                 for run in runs:
                     run.result()

@@ -39,13 +39,15 @@ def con(tmp_path):
     return Warehouse(tmp_path)
 
 
-def stitch(con: Warehouse, run_id: str) -> Stitched:
+def stitch(con: Warehouse, run_id: str, *args: str, variables: dict | None = None) -> Stitched:
     built = dbt(
         con.data_dir,
         "build",
         "--select", "identity_blocklist", "path:models/intermediate/identity",
         "--exclude", "int_identity__observations", "int_identity__rejected_identifiers",
+        *args,
         run_id=run_id,
+        variables=variables,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout[-3000:]
     ((new_keys,),) = con.execute(

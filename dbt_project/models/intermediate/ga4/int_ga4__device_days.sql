@@ -23,9 +23,7 @@ events as (
         {%- if is_incremental() %}
         and export_day in (
             select distinct export_day from {{ ref('stg_ga4__events') }}
-            where _loaded_at > (
-                select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ this }}
-            )
+            {{ loaded_since_last_build() }}
             union
             select export_day from (
                 select export_day, count(*) as events from {{ ref('stg_ga4__events') }}

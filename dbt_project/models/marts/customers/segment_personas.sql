@@ -44,11 +44,44 @@ members as (
 
 ),
 
+-- Persons with the same segment of every type form a cell, and everything below is counted
+-- per cell first: a segment's figures are then sums over its cells (a few thousand rows)
+-- instead of a pass over every person for each of the segment types.
+member_cells as (
+
+    select
+        *,
+        dense_rank() over (order by {{ segment_types | join(', ') }}) as cell
+    from members
+
+),
+
+cells as (
+
+    select
+        cell,
+        {%- for segment_type in segment_types %}
+        any_value({{ segment_type }}) as {{ segment_type }},
+        {%- endfor %}
+        count(*) as customers,
+        sum(age) as age_sum,
+        count(age) as age_known,
+        count(*) filter (where gender = 'female') as women,
+        count(*) filter (where gender = 'male') as men,
+        count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
+        sum(orders) as orders,
+        sum(revenue) as revenue
+    from member_cells
+    group by cell
+
+),
+
 by_type as (
 
+    -- (segment type, segment, cell) for every cell
     {%- for segment_type in segment_types %}
-    select '{{ segment_type }}' as segment_type, {{ segment_type }} as segment, *
-    from members
+    select '{{ segment_type }}' as segment_type, {{ segment_type }} as segment, cells.*
+    from cells
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -105,10 +138,19 @@ traits as (
 
 ),
 
+cell_traits as (
+
+    select member_cells.cell, traits.family, traits.trait, count(*) as holders
+    from traits
+    inner join member_cells using (customer_key)
+    group by member_cells.cell, traits.family, traits.trait
+
+),
+
 base as (
 
-    select family, trait, count(*) / (select count(*) from members) as base_share
-    from traits
+    select family, trait, sum(holders) / (select count(*) from members) as base_share
+    from cell_traits
     group by family, trait
 
 ),
@@ -118,19 +160,20 @@ segment_traits as (
     select
         by_type.segment_type,
         by_type.segment,
-        traits.family,
-        traits.trait,
-        count(*) as holders
+        cell_traits.family,
+        cell_traits.trait,
+        sum(cell_traits.holders) as holders
     from by_type
-    inner join traits using (customer_key)
-    where traits.family <> by_type.segment_type
+    inner join cell_traits using (cell)
+    where cell_traits.family <> by_type.segment_type
         -- a segment type's own dimension, said differently, is not news about it
         and not (by_type.segment_type = 'rfm_segment'
-                 and traits.family in ('lifecycle_stage', 'frequency'))
-        and not (by_type.segment_type = 'value_tier' and traits.family = 'frequency')
-        and not (by_type.segment_type = 'engagement_segment' and traits.family = 'email')
-        and not (by_type.segment_type = 'retention_segment' and traits.family = 'value_tier')
-    group by by_type.segment_type, by_type.segment, traits.family, traits.trait
+                 and cell_traits.family in ('lifecycle_stage', 'frequency'))
+        and not (by_type.segment_type = 'value_tier' and cell_traits.family = 'frequency')
+        and not (by_type.segment_type = 'engagement_segment' and cell_traits.family = 'email')
+        and not (by_type.segment_type = 'retention_segment'
+                 and cell_traits.family = 'value_tier')
+    group by by_type.segment_type, by_type.segment, cell_traits.family, cell_traits.trait
 
 ),
 
@@ -139,18 +182,19 @@ summary as (
     select
         segment_type,
         segment,
-        count(*) as customers,
-        count(*) / sum(count(*)) over (partition by segment_type) as share,
-        {{ cdp.round_half_up('avg(age)', 1) }} as avg_age,
-        count(*) filter (where gender = 'female') as women,
-        count(*) filter (where gender = 'male') as men,
-        count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
+        sum(customers)::bigint as customers,
+        sum(customers) / sum(sum(customers)) over (partition by segment_type) as share,
+        {{ cdp.round_half_up('sum(age_sum)::double / nullif(sum(age_known), 0)', 1) }}
+            as avg_age,
+        sum(women) as women,
+        sum(men) as men,
+        sum(gender_known) as gender_known,
         case
             when sum(orders) > 0
                 then {{ cdp.round_half_up('sum(revenue)::double / sum(orders)', 2) }}
         end
             as avg_order_value,
-        {{ cdp.round_half_up('sum(orders) / count(*)', 2) }} as orders_per_customer,
+        {{ cdp.round_half_up('sum(orders) / sum(customers)', 2) }} as orders_per_customer,
         case when sum(sum(revenue)) over (partition by segment_type) > 0
              then sum(revenue)::double / sum(sum(revenue)) over (partition by segment_type)
              else 0 end as revenue_share
@@ -209,23 +253,27 @@ overall as (
 most_common as (
 
     -- the most frequent value per segment, ties broken alphabetically (mode() is not stable)
-    select segment_type, segment, preferred_channel as value
+    select by_type.segment_type, by_type.segment, counted.preferred_channel as value
     from (
-        select segment_type, segment, preferred_channel, count(*) as n
-        from by_type
+        select cell, preferred_channel, count(*) as n
+        from member_cells
         where preferred_channel is not null
-        group by segment_type, segment, preferred_channel
+        group by cell, preferred_channel
     ) as counted
+    inner join by_type using (cell)
+    group by by_type.segment_type, by_type.segment, counted.preferred_channel
     qualify row_number() over (
-        partition by segment_type, segment order by n desc, preferred_channel
+        partition by by_type.segment_type, by_type.segment
+        order by sum(counted.n) desc, counted.preferred_channel
     ) = 1
 
 ),
 
-member_interests as (
+cell_interests as (
 
-    select segment_type, segment, {{ cdp.unnest_list('interests') }} as interest
-    from by_type
+    select cell, interest, count(*) as n
+    from (select cell, {{ cdp.unnest_list('interests') }} as interest from member_cells)
+    group by cell, interest
 
 ),
 
@@ -237,9 +285,11 @@ interests as (
         {{ cdp.list_head(cdp.ordered_list('interest', ['-n', 'interest']), 3) }}
         as top_interests
     from (
-        select segment_type, segment, interest, count(*) as n
-        from member_interests
-        group by segment_type, segment, interest
+        select by_type.segment_type, by_type.segment, cell_interests.interest,
+               sum(cell_interests.n) as n
+        from by_type
+        inner join cell_interests using (cell)
+        group by by_type.segment_type, by_type.segment, cell_interests.interest
     )
     group by segment_type, segment
 

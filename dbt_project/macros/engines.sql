@@ -241,6 +241,15 @@
     (floor(({{ value }}) * 1e{{ digits }} + 0.5) / 1e{{ digits }})
 {%- endmacro %}
 
+{#- Microseconds since 1970 of a timestamp. -#}
+{% macro epoch_microseconds(instant) %}
+  {{ return(adapter.dispatch('epoch_microseconds', 'cdp')(instant)) }}
+{% endmacro %}
+
+{% macro duckdb__epoch_microseconds(instant) -%} epoch_us({{ instant }}) {%- endmacro %}
+
+{% macro spark__epoch_microseconds(instant) -%} unix_micros({{ instant }}) {%- endmacro %}
+
 {#- Whole days from `start` to `end` (dates). -#}
 {% macro days_between(start, end) %}
   {{ return(adapter.dispatch('days_between', 'cdp')(start, end)) }}

@@ -23,12 +23,19 @@ persons as (
 
 ranked as (
 
-    select * from {{ ref('int_customers__attribute_candidates') }}
+    -- each attribute's surviving value: the best source, then the newest, then the smallest
+    -- value (an aggregate per person and attribute, not a sort of every candidate)
+    select
+        customer_key,
+        attribute,
+        min_by(value, {{ cdp.make_struct([
+            ('source_rank', 'source_rank'),
+            ('undated', 'observed_at is null'),
+            ('newest_first', 'coalesce(-' ~ cdp.epoch_microseconds('observed_at') ~ ', 0)'),
+            ('value', 'value')]) }}) as value
+    from {{ ref('int_customers__attribute_candidates') }}
     where source_rank is not null
-    qualify row_number() over (
-        partition by customer_key, attribute
-        order by source_rank, observed_at desc nulls last, value
-    ) = 1
+    group by customer_key, attribute
 
 ),
 
@@ -63,11 +70,17 @@ b2b_by_domain as (
 
 opt_outs as (
 
-    select distinct identities.customer_key
+    -- two equality joins, not one join on "email or phone" (which compares every pair)
+    select identities.customer_key
     from {{ ref('stg_sheets__privacy_requests') }} as requests
     inner join identities
-        on (identities.identifier_type = 'email' and identities.identifier_value = requests.email)
-        or (identities.identifier_type = 'phone' and identities.identifier_value = requests.phone)
+        on identities.identifier_type = 'email' and identities.identifier_value = requests.email
+    where requests.request_type = 'marketing_opt_out'
+    union
+    select identities.customer_key
+    from {{ ref('stg_sheets__privacy_requests') }} as requests
+    inner join identities
+        on identities.identifier_type = 'phone' and identities.identifier_value = requests.phone
     where requests.request_type = 'marketing_opt_out'
 
 ),

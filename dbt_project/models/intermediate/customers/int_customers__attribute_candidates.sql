@@ -1,5 +1,6 @@
-{#- Every value any source offers for a profile attribute, with its source and time; the
-    profile keeps one per attribute by the `survivorship` var (dbt_project.yml). -#}
+{#- Every value any source offers for a profile attribute, with its source and time (a value
+    on many orders once, at the newest); the profile keeps one per attribute by the
+    `survivorship` var (dbt_project.yml). -#}
 
 with
 
@@ -53,7 +54,10 @@ candidates as (
     ] %}
     {%- for attribute, column in order_attributes %}
     union all
-    select customer_key, '{{ attribute }}', {{ column }}, 'shop_order', updated_at from orders
+    -- a person's orders repeat the same few values: each once, with the newest order's time
+    select customer_key, '{{ attribute }}', {{ column }}, 'shop_order', max(updated_at)
+    from orders
+    group by customer_key, {{ column }}
     {%- endfor %}
     {%- for attribute in ['email', 'phone', 'education', 'profession', 'income_band',
                           'personal_values', 'lifestyle', 'preferred_channel', 'buys_for'] %}

@@ -209,9 +209,13 @@ ranked as (
     inner join persons using (person)
     union all
     -- people without any signal get the best sellers
-    select profiles.customer_key, best_sellers.item, best_sellers.score, null, null, null,
+    -- (every person, as in customer_profiles; read from the identities so that this model
+    -- does not wait for the profiles)
+    select everyone.customer_key, best_sellers.item, best_sellers.score, null, null, null,
            best_sellers.rank
-    from {{ ref('customer_profiles') }} as profiles
+    from (
+        select distinct customer_key from {{ ref('int_identity__customer_identities') }}
+    ) as everyone
     anti join persons using (customer_key)
     cross join best_sellers
 

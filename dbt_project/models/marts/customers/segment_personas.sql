@@ -253,18 +253,21 @@ overall as (
 most_common as (
 
     -- the most frequent value per segment, ties broken alphabetically (mode() is not stable)
-    select by_type.segment_type, by_type.segment, counted.preferred_channel as value
+    select segment_type, segment, preferred_channel as value
     from (
-        select cell, preferred_channel, count(*) as n
-        from member_cells
-        where preferred_channel is not null
-        group by cell, preferred_channel
-    ) as counted
-    inner join by_type using (cell)
-    group by by_type.segment_type, by_type.segment, counted.preferred_channel
+        select by_type.segment_type, by_type.segment, counted.preferred_channel,
+               sum(counted.n) as n
+        from (
+            select cell, preferred_channel, count(*) as n
+            from member_cells
+            where preferred_channel is not null
+            group by cell, preferred_channel
+        ) as counted
+        inner join by_type using (cell)
+        group by by_type.segment_type, by_type.segment, counted.preferred_channel
+    ) as per_segment
     qualify row_number() over (
-        partition by by_type.segment_type, by_type.segment
-        order by sum(counted.n) desc, counted.preferred_channel
+        partition by segment_type, segment order by n desc, preferred_channel
     ) = 1
 
 ),

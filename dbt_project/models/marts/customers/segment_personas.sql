@@ -47,22 +47,14 @@ members as (
 -- Persons with the same segment of every type form a cell, and everything below is counted
 -- per cell first: a segment's figures are then sums over its cells (a few thousand rows)
 -- instead of a pass over every person for each of the segment types.
-member_cells as (
-
-    select
-        *,
-        dense_rank() over (order by {{ segment_types | join(', ') }}) as cell
-    from members
-
-),
-
 cells as (
 
     select
-        cell,
         {%- for segment_type in segment_types %}
-        any_value({{ segment_type }}) as {{ segment_type }},
+        {{ segment_type }},
         {%- endfor %}
+        -- numbered over the few thousand cells, not over every person
+        row_number() over (order by {{ segment_types | join(', ') }}) as cell,
         count(*) as customers,
         sum(age) as age_sum,
         count(age) as age_known,
@@ -71,8 +63,21 @@ cells as (
         count(*) filter (where gender in ('female', 'male', 'other')) as gender_known,
         sum(orders) as orders,
         sum(revenue) as revenue
-    from member_cells
-    group by cell
+    from members
+    group by {{ segment_types | join(', ') }}
+
+),
+
+member_cells as (
+
+    select members.*, cells.cell
+    from members
+    inner join cells
+        on {% for segment_type in segment_types -%}
+        coalesce(members.{{ segment_type }}, '') = coalesce(cells.{{ segment_type }}, '')
+        {%- if not loop.last %}
+        and {% endif %}
+        {%- endfor %}
 
 ),
 

@@ -11,15 +11,29 @@
     end
 {%- endmacro %}
 
-{#- The surviving value of every attribute, one column each, from ranked candidates. -#}
-{% macro survivors(ranked_relation) -%}
+{#- The surviving value of every attribute, one column each, from the candidates: the most
+    trusted source, then the newest, then the smallest value (an aggregate per person and
+    attribute, not a sort of every candidate). -#}
+{% macro survivors(candidates) -%}
     select
         customer_key,
         {%- for attribute in var('survivorship') %}
         max(value) filter (where attribute = '{{ attribute }}') as {{ attribute }}
         {%- if not loop.last %},{% endif %}
         {%- endfor %}
-    from {{ ranked_relation }}
+    from (
+        select
+            customer_key,
+            attribute,
+            min_by(value, {{ cdp.make_struct([
+                ('source_rank', 'source_rank'),
+                ('undated', 'observed_at is null'),
+                ('newest_first', 'coalesce(-' ~ cdp.epoch_microseconds('observed_at') ~ ', 0)'),
+                ('value', 'value')]) }}) as value
+        from {{ candidates }}
+        where source_rank is not null
+        group by customer_key, attribute
+    ) as survivors
     group by customer_key
 {%- endmacro %}
 

@@ -21,27 +21,9 @@ persons as (
 
 ),
 
-ranked as (
-
-    -- each attribute's surviving value: the best source, then the newest, then the smallest
-    -- value (an aggregate per person and attribute, not a sort of every candidate)
-    select
-        customer_key,
-        attribute,
-        min_by(value, {{ cdp.make_struct([
-            ('source_rank', 'source_rank'),
-            ('undated', 'observed_at is null'),
-            ('newest_first', 'coalesce(-' ~ cdp.epoch_microseconds('observed_at') ~ ', 0)'),
-            ('value', 'value')]) }}) as value
-    from {{ ref('int_customers__attribute_candidates') }}
-    where source_rank is not null
-    group by customer_key, attribute
-
-),
-
 attributes as (
 
-    {{ survivors('ranked') }}
+    {{ survivors(ref('int_customers__attribute_candidates')) }}
 
 ),
 
@@ -70,18 +52,18 @@ b2b_by_domain as (
 
 opt_outs as (
 
-    -- two equality joins, not one join on "email or phone" (which compares every pair)
-    select identities.customer_key
-    from {{ ref('stg_sheets__privacy_requests') }} as requests
-    inner join identities
-        on identities.identifier_type = 'email' and identities.identifier_value = requests.email
-    where requests.request_type = 'marketing_opt_out'
-    union
-    select identities.customer_key
-    from {{ ref('stg_sheets__privacy_requests') }} as requests
-    inner join identities
-        on identities.identifier_type = 'phone' and identities.identifier_value = requests.phone
-    where requests.request_type = 'marketing_opt_out'
+    -- one row per identifier a request names, so that identities meet it by equality
+    select distinct identities.customer_key
+    from (
+        select 'email' as identifier_type, email as identifier_value
+        from {{ ref('stg_sheets__privacy_requests') }}
+        where request_type = 'marketing_opt_out'
+        union all
+        select 'phone', phone
+        from {{ ref('stg_sheets__privacy_requests') }}
+        where request_type = 'marketing_opt_out'
+    ) as requested
+    inner join identities using (identifier_type, identifier_value)
 
 ),
 

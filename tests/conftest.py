@@ -79,14 +79,24 @@ def run_cdp(data_dir: Path, *args: str, **env: str):
 
 
 @pytest.fixture(scope="session")
-def demo_warehouse(tmp_path_factory) -> Path:
+def demo_warehouse(tmp_path_factory, worker_id) -> Path:
     """The build warehouse after one `cdp run` on the demo (shared; open it read-only).
 
+    Built once per test session, not once per xdist worker: the first worker to get here
+    builds it under a lock in the folder the workers share, the others wait and reuse it.
     "Today" is fixed to the morning after the demo's last full export day."""
-    data_dir = tmp_path_factory.mktemp("demo") / "data"
-    result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (data_dir.parent / "cdp_run.stdout").write_text(result.stdout)  # what the user saw
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent
+    data_dir = shared / "demo" / "data"
+    built = data_dir.parent / "cdp_run.stdout"  # what the user saw, written once it succeeded
+    with FileLock(str(shared / "demo.lock")):
+        if not built.exists():
+            result = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF)
+            assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+            built.write_text(result.stdout)
     return data_dir / "warehouse.duckdb"
 
 

@@ -18,6 +18,13 @@ from orchestration.resources import WarehouseResource
 from orchestration.settings import DBT_PROJECT_DIR, load_settings
 
 
+def erasure_target_path() -> Path:
+    """dbt's target folder for this step, in the data dir: runs on other data dirs (each with
+    its own lock) never write the same compiled files or partial-parse state."""
+    settings = load_settings()
+    return settings.data_dir / "dbt-target" / settings.engine / "erasure"
+
+
 def stitch_identity_graph() -> None:
     """Build the identity graph (staging through connected components) from this run's data,
     so a request can be carried out for a person the previous run had not seen yet. The
@@ -26,7 +33,7 @@ def stitch_identity_graph() -> None:
         [DBT_EXECUTABLE, "build", "--select", "+int_identity__components",
          "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",
          "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(load_settings().dbt_target_path / "erasure")],
+         "--target-path", str(erasure_target_path())],
         env=dbt_env(),
         cwd=DBT_PROJECT_DIR,
         capture_output=True,

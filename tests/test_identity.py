@@ -182,6 +182,13 @@ def test_identity_audit_in_asset_metadata(warehouse):
     )
     assert report["guard_hits"]["shared_device (device)"] >= 1
     assert report["largest_clusters"][0]["identifiers"] >= 3
+    assert [c["identifiers"] for c in report["largest_clusters"]] == [
+        n
+        for (n,) in warehouse.execute(
+            "select count(*) from identity.int_identity__customer_identities "
+            "group by customer_key order by 1 desc limit 5"
+        ).fetchall()
+    ]
     # the demo's run stitched once before its erasures, which only removed whole persons: the
     # build after them had nothing to recompute
     assert report["components_rounds"] == len(report["components_active_nodes_per_round"])

@@ -59,24 +59,31 @@ def identity_metadata(con: duckdb.DuckDBPyConnection) -> dict:
     """Persons, cluster sizes, the largest clusters, merge protection's hits, identifiers
     staging rejected, and the rounds connected components took over how many nodes."""
     identities = "identity.int_identity__customer_identities"
+    # identifiers per person, counted once: persons, cluster sizes and the largest read it
+    con.execute(
+        f"create or replace temp table _cluster_sizes as "
+        f"select customer_key, count(*) as n from {identities} group by 1"
+    )
     persons, identifiers = con.execute(
-        f"select count(distinct customer_key), count(*) from {identities}"
+        "select count(*), coalesce(sum(n), 0) from _cluster_sizes"
     ).fetchone()
     sizes = con.execute(
-        f"""
-        with sizes as (select customer_key, count(*) as n from {identities} group by 1)
+        """
         select case when n = 1 then '1' when n = 2 then '2' when n <= 5 then '3-5'
                     when n <= 10 then '6-10' when n <= 50 then '11-50' else '51+' end as bucket,
-               count(*) from sizes group by 1 order by min(n)
+               count(*) from _cluster_sizes group by 1 order by min(n)
         """
     ).fetchall()
     largest = con.execute(
         f"""
-        select customer_key, count(*) as identifiers,
+        with top as (select * from _cluster_sizes order by n desc, customer_key limit 5)
+        select top.customer_key, top.n as identifiers,
                string_agg(distinct identifier_type, ', ' order by identifier_type) as types
-        from {identities} group by 1 order by 2 desc, 1 limit 5
+        from top inner join {identities} using (customer_key)
+        group by top.customer_key, top.n order by 2 desc, 1
         """
     ).fetchall()
+    con.execute("drop table _cluster_sizes")
     guard = con.execute(
         "select rule || ' (' || identifier_type || ')', count(*) "
         "from identity.int_identity__guard_audit group by 1 order by 1"

@@ -18,6 +18,10 @@ dbt_project = DbtProject(
     profiles_dir=DBT_PROJECT_DIR,
     target_path=load_settings().dbt_target_path,
 )
+# dagster-dbt gives each build a target folder of its own and copies the partial-parse file
+# into it from DBT_TARGET_PATH (default `target`): pointing it at the folder `dbt parse` writes
+# to spares every build a full parse of the project.
+os.environ.setdefault("DBT_TARGET_PATH", str(dbt_project.target_path))
 # dbt beside this interpreter, so an unactivated virtualenv (cron, CI) works; through
 # `cdp-dbt`, which ends with the run that started it (orchestration/dbt_child.py).
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "cdp-dbt")

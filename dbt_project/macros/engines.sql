@@ -65,6 +65,20 @@
   slice(sort_array(collect_list({{ value }}), false), 1, {{ n }})
 {%- endmacro %}
 
+{#- The `n`-th largest value of a group: the smallest of its `n` largest (of all its values
+    when it has fewer). -#}
+{% macro nth_largest(value, n) %}
+  {{ return(adapter.dispatch('nth_largest', 'cdp')(value, n)) }}
+{% endmacro %}
+
+{% macro duckdb__nth_largest(value, n) -%}
+  list_min({{ cdp.duckdb__top_values(value, n) }})
+{%- endmacro %}
+
+{% macro spark__nth_largest(value, n) -%}
+  array_min({{ cdp.spark__top_values(value, n) }})
+{%- endmacro %}
+
 {#- The first `n` elements of a list. -#}
 {% macro list_head(column, n) %}
   {{ return(adapter.dispatch('list_head', 'cdp')(column, n)) }}

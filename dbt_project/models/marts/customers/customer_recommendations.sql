@@ -161,19 +161,34 @@ unbought as (
 
 ),
 
+thresholds as (
+
+    -- the score a candidate must reach to be among a person's picks: a bounded heap of
+    -- numbers, far cheaper than one of whole candidates
+    select person, {{ cdp.nth_largest('score', settings['per_customer']) }} as threshold
+    from unbought
+    group by person
+
+),
+
 best as (
 
     -- each person's top candidates by score (ties: the smallest sku), kept in a bounded heap
     -- per person instead of sorting every candidate; structs compare field by field, and
-    -- (person, item) is unique, so the fields after the first two never decide
-    select person,
+    -- (person, item) is unique, so the fields after the first two never decide. Only the
+    -- candidates that reach the threshold (a few per person, ties included) enter it.
+    select unbought.person,
            {{ cdp.top_values(cdp.make_struct([
-                  ('score', 'score'), ('negative_item', '-item'), ('item', 'item'),
-                  ('co_purchased', 'co_purchased'), ('category_liked', 'category_liked'),
-                  ('category_bought', 'category_bought')]), settings['per_customer']) }}
+                  ('score', 'unbought.score'), ('negative_item', '-unbought.item'),
+                  ('item', 'unbought.item'), ('co_purchased', 'unbought.co_purchased'),
+                  ('category_liked', 'unbought.category_liked'),
+                  ('category_bought', 'unbought.category_bought')]),
+               settings['per_customer']) }}
                as picks
     from unbought
-    group by person
+    inner join thresholds
+        on unbought.person = thresholds.person and unbought.score >= thresholds.threshold
+    group by unbought.person
 
 ),
 

@@ -17,8 +17,9 @@
 {% macro survivors(candidates) -%}
     select
         customer_key,
+        {#- one survivor per person and attribute below: any value of it is the value #}
         {%- for attribute in var('survivorship') %}
-        max(value) filter (where attribute = '{{ attribute }}') as {{ attribute }}
+        any_value(value) filter (where attribute = '{{ attribute }}') as {{ attribute }}
         {%- if not loop.last %},{% endif %}
         {%- endfor %}
     from (

@@ -79,6 +79,15 @@
   array_min({{ cdp.spark__top_values(value, n) }})
 {%- endmacro %}
 
+{#- One 64-bit hash of several columns' values (equal values, equal hash). -#}
+{% macro row_hash(columns) %}
+  {{ return(adapter.dispatch('row_hash', 'cdp')(columns)) }}
+{% endmacro %}
+
+{% macro duckdb__row_hash(columns) -%} hash({{ columns | join(', ') }}) {%- endmacro %}
+
+{% macro spark__row_hash(columns) -%} xxhash64({{ columns | join(', ') }}) {%- endmacro %}
+
 {#- The first `n` elements of a list. -#}
 {% macro list_head(column, n) %}
   {{ return(adapter.dispatch('list_head', 'cdp')(column, n)) }}

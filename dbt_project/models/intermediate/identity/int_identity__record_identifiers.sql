@@ -1,6 +1,8 @@
-{#- Which identifiers (nodes) each source record holds: the evidence that links them. -#}
+{#- Which identifiers (nodes) each source record holds: the evidence that links them. One row
+    per observation: observations are unique per record and identifier (their test runs
+    first) and a node stands for one identifier, so there is nothing to deduplicate. -#}
 
-select distinct
+select
     observations.source || ':' || observations.record_id as record,
     nodes.node,
     nodes.identifier_type

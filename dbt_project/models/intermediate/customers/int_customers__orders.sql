@@ -36,20 +36,38 @@ rates as (
 
 ),
 
+order_days as (
+
+    -- the rate is looked up once per currency and day, not once per order
+    select distinct currency, order_day
+    from orders
+    where currency <> '{{ reporting_currency }}'
+
+),
+
+day_rates as (
+
+    select order_days.currency, order_days.order_day, rates.rate, rates.rate_date
+    from order_days
+    {{ cdp.join_latest_rate('order_days', 'rates') }}
+
+),
+
 converted as (
 
     select
         orders.*,
         case
             when orders.currency = '{{ reporting_currency }}' then 1.0
-            when rates.rate_date
+            when day_rates.rate_date
                 >= orders.order_day - interval {{ var('fx_max_rate_age_days') }} day
-                then rates.rate
+                then day_rates.rate
         end as fx_rate,
-        case when orders.currency <> '{{ reporting_currency }}' then rates.rate_date end
+        case when orders.currency <> '{{ reporting_currency }}' then day_rates.rate_date end
             as fx_rate_date
     from orders
-    {{ cdp.join_latest_rate('orders', 'rates') }}
+    left join day_rates
+        on orders.currency = day_rates.currency and orders.order_day = day_rates.order_day
 
 )
 

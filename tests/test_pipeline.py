@@ -47,6 +47,9 @@ def test_cdp_run_loads_every_source_completely(demo_warehouse):
             ).fetchall()
         )
         assert erased["persons"] >= 1  # the demo has erasure requests
+        # of persons not stitched before: the erasure step stitched them with dbt files kept
+        # in this data dir, which runs on other data dirs never share
+        assert list((data_dir / "dbt-target").rglob("manifest.json"))
 
         def loaded(table: str) -> int:  # what the run loaded, before erasure removed people
             return count(table) + erased.get(table, 0)

@@ -4,6 +4,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from orchestration.defs.shop import extract as shop_extract
 from orchestration.defs.shop.demo import load_shop_seeds
 from orchestration.defs.shop.extract import TABLES, ShopSource, extract_all
 from orchestration.errors import SourceError
@@ -26,6 +27,45 @@ def counts(con) -> dict[str, tuple[int, int]]:
             f"select count(*), count(distinct ({key})) from raw_shop.{name}"
         ).fetchone()
     return result
+
+
+def test_items_of_changed_orders_are_read_by_key_lists_in_parts(
+    postgres_url, tmp_path, monkeypatch
+):
+    """The items of changed orders are read by lists of those orders' keys, a few per query
+    here: every part arrives, and the raw items end equal to the shop's."""
+    monkeypatch.setattr(shop_extract, "KEYS_PER_QUERY", 2)
+    engine = sa.create_engine(postgres_url)
+    load_shop_seeds(engine, "shop")
+    source = ShopSource(postgres_url)
+    items = "select order_id, line_no, quantity from {} order by 1, 2"
+    with connect(tmp_path / "w.duckdb") as con:
+        extract_all(con, source, ["orders", "order_items"], "run-1")
+        with engine.begin() as db:
+            changed = (
+                db.execute(sa.text("select order_id from shop.orders order by order_id limit 5"))
+                .scalars()
+                .all()
+            )
+            db.execute(
+                sa.text("update shop.orders set updated_at = now() where order_id = any(:ids)"),
+                {"ids": changed},
+            )
+            db.execute(
+                sa.text(
+                    "update shop.order_items set quantity = quantity + 1 where order_id = any(:ids)"
+                ),
+                {"ids": changed},
+            )
+            in_shop = [tuple(r) for r in db.execute(sa.text(items.format("shop.order_items")))]
+            changed_items = db.execute(
+                sa.text("select count(*) from shop.order_items where order_id = any(:ids)"),
+                {"ids": changed},
+            ).scalar()
+        second = extract_all(con, source, ["orders", "order_items"], "run-2")
+        assert second["order_items"]["mode"] == "incremental"
+        assert second["order_items"]["stats"].rows_loaded == changed_items > 5
+        assert con.execute(items.format("raw_shop.order_items")).fetchall() == in_shop
 
 
 def test_postgres_full_then_incremental_merge(postgres_url, tmp_path):

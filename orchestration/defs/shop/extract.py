@@ -42,6 +42,10 @@ class TableSpec:
     parent: str | None = None
 
 
+# Children are read by lists of their parents' keys, at most this many per query (a database
+# caps the parameters of one statement: SQLite at 32,766).
+KEYS_PER_QUERY = 30_000
+
 TABLES: dict[str, TableSpec] = {
     "customers": TableSpec(("customer_id",), "updated_at"),
     "products": TableSpec(("product_id",), "updated_at"),
@@ -222,18 +226,31 @@ class ShopSource:
             "check CDP_SHOP_DB_URL (host, database, user, password)",
         )
 
+    def keys(self, table: sa.Table, column: str, where: sa.ColumnElement) -> list:
+        """The values of `column` in the rows of `table` that match `where`."""
+        try:
+            with self.engine.connect() as conn:
+                return [row[0] for row in conn.execute(sa.select(table.c[column]).where(where))]
+        except sa.exc.SQLAlchemyError as exc:
+            raise self._wrap(table.name, exc) from exc
+
     def reflect(self, table: str) -> sa.Table:
         try:
             return sa.Table(table, sa.MetaData(schema=self.schema), autoload_with=self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise self._wrap(table, exc) from exc
 
-    def fetch_text(self, table: sa.Table, where: sa.ColumnElement | None, path: str) -> int:
-        """Write the selected rows as CSV (all text) to `path`; return the row count."""
+    def fetch_text(
+        self, table: sa.Table, where: sa.ColumnElement | list[sa.ColumnElement] | None, path: str
+    ) -> int:
+        """Write the selected rows as CSV (all text) to `path`; return the row count. A list
+        of conditions selects disjoint parts, read one after another into the same file."""
+        parts = where if isinstance(where, list) else [where]
         try:
-            if self.is_postgres:
-                return self._copy_postgres(table, where, path)
-            return self._fetch_generic(table, where, path)
+            if os.path.exists(path):
+                os.remove(path)
+            fetch = self._copy_postgres if self.is_postgres else self._fetch_generic
+            return sum(fetch(table, part, path) for part in parts)
         except sa.exc.SQLAlchemyError as exc:
             raise self._wrap(table.name, exc) from exc
         except Exception as exc:  # psycopg errors raised inside COPY
@@ -254,7 +271,7 @@ class ShopSource:
             cursor.execute("set time zone 'UTC'")
             rows = 0
             with (
-                open(path, "wb") as out,
+                open(path, "ab") as out,
                 cursor.copy(f"copy ({sql}) to stdout (format csv)") as copy,
             ):
                 for chunk in copy:
@@ -276,7 +293,7 @@ class ShopSource:
         rows = 0
         with (
             self.engine.connect().execution_options(stream_results=True) as conn,
-            open(path, "wb") as out,
+            open(path, "ab") as out,
         ):
             writer = pacsv.CSVWriter(
                 out,
@@ -387,11 +404,18 @@ def extract_table(
     where, changed_parents = None, None
     if since is not None:
         if spec.parent:
+            # the changed parents are read once: their children are fetched by this list and
+            # replaced by the same list, so a parent changing in between cannot lose its
+            # children; and a list of keys lets the source use its primary-key index
             parent = source.reflect(spec.parent)
-            changed_parents = sa.select(parent.c[spec.primary_key[0]]).where(
-                parent.c[TABLES[spec.parent].cursor] >= since
+            changed_parents = retry_transient()(source.keys)(
+                parent, spec.primary_key[0], parent.c[TABLES[spec.parent].cursor] >= since
             )
-            where = table.c[spec.primary_key[0]].in_(changed_parents)
+            key = table.c[spec.primary_key[0]]
+            where = [
+                key.in_(changed_parents[start : start + KEYS_PER_QUERY])
+                for start in range(0, len(changed_parents), KEYS_PER_QUERY)
+            ] or [key.in_([])]
         else:
             where = table.c[spec.cursor] >= since
     types = {c.name: duckdb_type(c) for c in table.columns}
@@ -514,12 +538,10 @@ def _merge(
             news = "_shop_new"
         elif spec.parent:
             parent_key = quote_ident(spec.primary_key[0])
-            with source.engine.connect() as conn:
-                changed = [r[0] for r in conn.execute(changed_parents)]
             # one list parameter: executemany would run one insert per key
             con.execute(
                 "create or replace temp table _shop_parents as select unnest(?::BIGINT[]) as k",
-                [changed],
+                [changed_parents],
             )
             # a parent whose children differ in any way (added, changed, removed) has them
             # replaced as a whole; the others keep theirs

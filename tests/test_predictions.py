@@ -103,7 +103,9 @@ def test_demo_predictions_are_in_range_for_every_buyer(demo):
             "tenure_days": (pd.Timestamp(DEMO_AS_OF) - days.min()).dt.days,
         }
     )
-    merged = rows.set_index("customer_key")[list(inputs.columns)].join(inputs, rsuffix="_hand")
+    merged = rows.set_index("customer_key")[list(inputs.columns)].merge(
+        inputs, how="left", left_index=True, right_index=True, suffixes=("", "_hand")
+    )
     for column in inputs.columns:
         assert (merged[column] == merged[f"{column}_hand"]).all(), column
     # a person who stopped buying long ago is at high risk, one buying lately at low risk

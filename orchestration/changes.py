@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib.metadata import version
 
 import duckdb
 
@@ -21,7 +20,7 @@ from orchestration.defs.ga4.extract import list_export
 from orchestration.defs.sheets.extract import TABS, loaded_digest, read_tabs
 from orchestration.defs.shop.demo import ensure_demo_shop_db
 from orchestration.defs.shop.extract import ShopSource, tables_with_news
-from orchestration.settings import DBT_PROJECT_DIR, Settings, dbt_project_files
+from orchestration.settings import Settings
 from orchestration.warehouse import quote_ident
 
 BUILD = "build"  # the name the build's own signature is recorded under
@@ -37,22 +36,9 @@ create table if not exists cdp_state.published_inputs (
 
 
 def build_signature(settings: Settings) -> str:
-    """The dbt project's files, the settings dbt and the publication read, and the date."""
-    digest = hashlib.sha256()
-    for path in dbt_project_files():
-        digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
-        digest.update(path.read_bytes())
-    # where the data dir is and how much memory dbt may use do not change what it builds
-    ignored = {"CDP_DATA_DIR", "CDP_DUCKDB_MEMORY_LIMIT"}
-    env = {k: v for k, v in settings.dbt_env().items() if k not in ignored}
-    facts = {
-        "env": env,
-        "today": settings.today().isoformat(),
-        "publish_pii": settings.publish_pii,
-        "cdp": version("cdp"),
-    }
-    digest.update(json.dumps(facts, sort_keys=True).encode())
-    return digest.hexdigest()
+    """The build's definition (the dbt project's files and the settings) and the date."""
+    facts = {"definition": settings.build_definition(), "today": settings.today().isoformat()}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def _table_signature(con: duckdb.DuckDBPyConnection, source: str) -> str | None:

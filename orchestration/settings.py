@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,7 +62,13 @@ class Settings:
 
     def dbt_env(self) -> dict[str, str]:
         """What dbt reads with `env_var`, resolved here: the data dir made absolute, the
-        demo's "today", the phone region, the reporting currency, the memory cap."""
+        demo's "today", the phone region, the reporting currency, the memory cap, and the
+        build's definition."""
+        env = self._settings_for_dbt()
+        env["CDP_BUILD_DEFINITION"] = self.build_definition()
+        return env
+
+    def _settings_for_dbt(self) -> dict[str, str]:
         env = {
             "CDP_DATA_DIR": str(self.data_dir),
             "CDP_DEFAULT_PHONE_REGION": self.default_phone_region,
@@ -71,6 +79,21 @@ class Settings:
         if self.as_of:
             env["CDP_AS_OF"] = self.as_of.isoformat()
         return env
+
+    def build_definition(self) -> str:
+        """What decides what a build computes, the date aside: the dbt project's files, the
+        settings dbt and the publication read, this package's version. The models kept per
+        person recompute everyone when it moves."""
+        digest = hashlib.sha256()
+        for path in dbt_project_files():
+            digest.update(str(path.relative_to(DBT_PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+        # where the data dir is and how much memory dbt may use do not change what it builds
+        ignored = {"CDP_DATA_DIR", "CDP_DUCKDB_MEMORY_LIMIT", "CDP_AS_OF"}
+        env = {k: v for k, v in self._settings_for_dbt().items() if k not in ignored}
+        facts = {"env": env, "publish_pii": self.publish_pii, "cdp": version("cdp")}
+        digest.update(json.dumps(facts, sort_keys=True).encode())
+        return digest.hexdigest()
 
     @property
     def dbt_target_path(self) -> Path:

@@ -1,12 +1,16 @@
 {#- Every value any source offers for a profile attribute, with its source and time (a value
     on many orders once, at the newest); the profile keeps one per attribute by the
-    `survivorship` var (dbt_project.yml). -#}
+    `survivorship` var (dbt_project.yml). Kept from build to build for the persons not
+    touched since (macros/persons.sql). -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 with
 
 identities as (
 
     select * from {{ ref('int_identity__customer_identities') }}
+    where {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 
@@ -23,6 +27,7 @@ accounts as (
 orders as (
 
     select * from {{ ref('int_customers__orders') }}
+    where {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 
@@ -79,6 +84,11 @@ candidates as (
         select device_id, geo_city, max(last_event_at) as seen_at
         from {{ ref('int_ga4__device_days') }}
         where geo_city is not null
+        {%- if is_incremental() %}
+            and device_id in (
+                select identifier_value from identities where identifier_type = 'device'
+            )
+        {%- endif %}
         group by device_id, geo_city
     ) as device_cities
     inner join identities

@@ -1,89 +1,9 @@
-{#- The golden record: one row per person (customer_key). Attributes by declared
-    survivorship (var `survivorship`), behaviour by the business rules (docs/sources.md). -#}
+{#- The golden record: one row per person (customer_key). int_customers__profiles holds it,
+    kept from build to build per person; added here, for everyone on every build, what moves
+    with the date (age) and the strongest interests by behaviour, whose decay runs from
+    today. -#}
 
 with
-
-identities as (
-
-    select * from {{ ref('int_identity__customer_identities') }}
-
-),
-
-persons as (
-
-    select
-        customer_key,
-        count(*) as identifiers,
-        min(first_seen_at) as first_seen_at,
-        max(last_seen_at) as last_seen_at
-    from identities
-    group by customer_key
-
-),
-
-attributes as (
-
-    {{ survivors(ref('int_customers__attribute_candidates')) }}
-
-),
-
-b2b_accounts as (
-
-    select * from {{ ref('stg_sheets__b2b_accounts') }}
-
-),
-
-b2b_by_domain as (
-
-    select
-        identities.customer_key,
-        b2b_accounts.company_name,
-        b2b_accounts.industry,
-        b2b_accounts.company_size
-    from identities
-    inner join b2b_accounts
-        on identities.identifier_type = 'email'
-        and split_part(identities.identifier_value, '@', 2) = b2b_accounts.email_domain
-    qualify row_number() over (
-        partition by identities.customer_key order by b2b_accounts.company_name
-    ) = 1
-
-),
-
-opt_outs as (
-
-    -- one row per identifier a request names, so that identities meet it by equality
-    select distinct identities.customer_key
-    from (
-        select 'email' as identifier_type, email as identifier_value
-        from {{ ref('stg_sheets__privacy_requests') }}
-        where request_type = 'marketing_opt_out'
-        union all
-        select 'phone', phone
-        from {{ ref('stg_sheets__privacy_requests') }}
-        where request_type = 'marketing_opt_out'
-    ) as requested
-    inner join identities using (identifier_type, identifier_value)
-
-),
-
-purchases as (
-
-    select * from {{ ref('int_customers__purchases') }}
-
-),
-
-web as (
-
-    select * from {{ ref('int_customers__web_activity') }}
-
-),
-
-email as (
-
-    select * from {{ ref('int_customers__email_engagement') }}
-
-),
 
 inferred as (
 
@@ -93,80 +13,56 @@ inferred as (
     where category_rank <= {{ var('interests')['top'] }}
     group by customer_key
 
-),
-
-joined as (
-
-    select
-        persons.customer_key,
-        attributes.email,
-        attributes.phone,
-        attributes.first_name,
-        attributes.last_name,
-        attributes.birth_date::date as birth_date,
-        coalesce(
-            {{ cdp.whole_years('attributes.birth_date::date', as_of_date()) }},
-            attributes.survey_age::integer
-        )::integer as age,
-        coalesce(attributes.gender, 'unknown') as gender,
-        attributes.city,
-        attributes.country,
-        attributes.education,
-        attributes.profession,
-        attributes.income_band,
-        coalesce(
-            {{ cdp.split_tags('attributes.interests', '[,;]') }},
-            {{ cdp.empty_list() }}
-        ) as interests,
-        coalesce(inferred.interests_inferred, {{ cdp.empty_list() }}) as interests_inferred,
-        attributes.personal_values,
-        attributes.lifestyle,
-        attributes.preferred_channel,
-        case when attributes.company_name is not null or b2b_by_domain.customer_key is not null
-             then 'B2B' else 'B2C' end as customer_type,
-        coalesce(attributes.company_name, b2b_by_domain.company_name) as company_name,
-        coalesce(b2b_by_domain.industry, b2b_by_name.industry) as industry,
-        coalesce(b2b_by_domain.company_size, b2b_by_name.company_size) as company_size,
-        case when attributes.buys_for = 'gift'
-                  or coalesce(purchases.gift_orders_placed, 0) * 2
-                      > coalesce(purchases.orders_placed, 0)
-             then 'indirect' else 'primary' end as buyer_group,
-        persons.first_seen_at,
-        persons.last_seen_at,
-        coalesce(web.sessions, 0) as sessions,
-        coalesce(web.page_views, 0) as page_views,
-        coalesce(purchases.orders, 0) as orders,
-        '{{ reporting_currency() }}' as currency,
-        coalesce(purchases.revenue, 0)::decimal(18, 2) as revenue,
-        purchases.avg_order_value::decimal(18, 2) as avg_order_value,
-        coalesce(purchases.gift_orders, 0) as gift_orders,
-        coalesce(purchases.online_orders, 0) as online_orders,
-        coalesce(purchases.offline_orders, 0) as offline_orders,
-        purchases.first_order_at,
-        purchases.last_order_at,
-        purchases.favorite_category,
-        web.preferred_device,
-        web.acquisition_source,
-        web.acquisition_medium,
-        coalesce(email.emails_sent, 0) as emails_sent,
-        coalesce(email.emails_bounced, 0) as emails_bounced,
-        coalesce(email.emails_opened, 0) as emails_opened,
-        coalesce(email.emails_clicked, 0) as emails_clicked,
-        coalesce(attributes.marketing_consent::boolean, false)
-            and opt_outs.customer_key is null
-            and not coalesce(email.unsubscribed, false) as marketing_consent,
-        persons.identifiers
-    from persons
-    left join attributes using (customer_key)
-    left join b2b_by_domain using (customer_key)
-    left join b2b_accounts as b2b_by_name
-        on lower(b2b_by_name.company_name) = lower(attributes.company_name)
-    left join opt_outs using (customer_key)
-    left join purchases using (customer_key)
-    left join web using (customer_key)
-    left join email using (customer_key)
-    left join inferred using (customer_key)
-
 )
 
-select * from joined
+select
+    profiles.customer_key,
+    profiles.email,
+    profiles.phone,
+    profiles.first_name,
+    profiles.last_name,
+    profiles.birth_date,
+    coalesce(
+        {{ cdp.whole_years('profiles.birth_date', as_of_date()) }}, profiles.survey_age
+    )::integer as age,
+    profiles.gender,
+    profiles.city,
+    profiles.country,
+    profiles.education,
+    profiles.profession,
+    profiles.income_band,
+    profiles.interests,
+    coalesce(inferred.interests_inferred, {{ cdp.empty_list() }}) as interests_inferred,
+    profiles.personal_values,
+    profiles.lifestyle,
+    profiles.preferred_channel,
+    profiles.customer_type,
+    profiles.company_name,
+    profiles.industry,
+    profiles.company_size,
+    profiles.buyer_group,
+    profiles.first_seen_at,
+    profiles.last_seen_at,
+    profiles.sessions,
+    profiles.page_views,
+    profiles.orders,
+    profiles.currency,
+    profiles.revenue,
+    profiles.avg_order_value,
+    profiles.gift_orders,
+    profiles.online_orders,
+    profiles.offline_orders,
+    profiles.first_order_at,
+    profiles.last_order_at,
+    profiles.favorite_category,
+    profiles.preferred_device,
+    profiles.acquisition_source,
+    profiles.acquisition_medium,
+    profiles.emails_sent,
+    profiles.emails_bounced,
+    profiles.emails_opened,
+    profiles.emails_clicked,
+    profiles.marketing_consent,
+    profiles.identifiers
+from {{ ref('int_customers__profiles') }} as profiles
+left join inferred using (customer_key)

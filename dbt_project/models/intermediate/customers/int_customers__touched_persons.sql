@@ -1,0 +1,146 @@
+{#- The persons whose per-person models must be recomputed (macros/persons.sql): every person,
+    new or gone, of an identifier whose person or first or last sighting changed since the last
+    build, and the persons of the shop rows and GA4 device days loaded since. Everyone when
+    that would not be exact: on the first build and a full refresh, when the project or its
+    settings changed (CDP_BUILD_DEFINITION), when a Sheets tab or the product catalog changed,
+    when a GA4 export day already built was replaced or lost rows, or when email events were
+    replaced or deleted; then a row without a person also says: forget every row kept.
+    Persons listed by a build whose per-person models did not all finish stay listed. -#}
+{{
+    config(
+        materialized='table',
+        post_hook="{{ cdp.keep_touched_persons_state() }}"
+    )
+}}
+
+{%- set identifiers_state = cdp.touched_persons_state('identifiers') %}
+{%- set marks_state = cdp.touched_persons_state('marks') %}
+{%- set incremental = execute and target.type == 'duckdb' and not should_full_refresh()
+      and adapter.get_relation(database=this.database, schema=this.schema,
+                               identifier=identifiers_state.identifier) is not none
+      and adapter.get_relation(database=this.database, schema=this.schema,
+                               identifier=marks_state.identifier) is not none
+      and adapter.get_relation(database=this.database, schema=this.schema,
+                               identifier=this.identifier) is not none %}
+
+with
+
+identifiers as (
+
+    select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
+    from {{ ref('int_identity__identifier_keys') }}
+
+),
+
+{%- if incremental %}
+
+marks as (select * from {{ marks_state }}),
+
+now_marks as ({{ cdp.touched_persons_marks() }}),
+
+since as (
+
+    select
+        max(mark) filter (where input = 'loaded:stg_shop__orders')::timestamptz as orders,
+        max(mark) filter (where input = 'loaded:stg_shop__order_items')::timestamptz as items,
+        max(mark) filter (where input = 'loaded:stg_shop__customers')::timestamptz as customers,
+        max(mark) filter (where input = 'loaded:stg_shop__email_events')::timestamptz
+            as email_events,
+        max(mark) filter (where input = 'loaded:int_ga4__device_days')::timestamptz
+            as device_days
+    from marks
+
+),
+
+redo_everyone as (
+
+    -- marks compared whole: the definition, the small tables, every GA4 export day built
+    -- last time (a new day only adds); and no email event may have gone or been replaced
+    select
+        exists (
+            select input, mark from marks
+            where input = 'definition' or input like 'table:%' or input like 'day:%'
+            except
+            select input, mark from now_marks
+        )
+        or (select max(mark) from marks where input = 'rows:stg_shop__email_events')
+        <> (
+            select count(*)::string from {{ ref('stg_shop__email_events') }}
+            where _loaded_at <= (select email_events from since)
+        ) as everyone
+
+),
+
+changed_identifiers as (
+
+    (
+        select * from identifiers
+        except
+        select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
+        from {{ identifiers_state }}
+    )
+    union all
+    (
+        select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
+        from {{ identifiers_state }}
+        except
+        select * from identifiers
+    )
+
+),
+
+loaded_identifiers as (
+
+    select 'order_id' as identifier_type, order_id::string as identifier_value
+    from {{ ref('stg_shop__orders') }}
+    where _loaded_at > (select orders from since)
+    union all
+    select 'order_id', order_id::string
+    from {{ ref('stg_shop__order_items') }}
+    where _loaded_at > (select items from since)
+    union all
+    select 'customer_id', customer_id::string
+    from {{ ref('stg_shop__customers') }}
+    where _loaded_at > (select customers from since)
+    union all
+    select 'email', email
+    from {{ ref('stg_shop__email_events') }}
+    where _loaded_at > (select email_events from since) and email is not null
+    union all
+    select 'device', device_id
+    from {{ ref('int_ga4__device_days') }}
+    where _loaded_at > (select device_days from since)
+
+),
+
+touched as (
+
+    select customer_key from changed_identifiers
+    union
+    select identifiers.customer_key
+    from identifiers
+    semi join loaded_identifiers using (identifier_type, identifier_value)
+    union
+    -- listed by a build whose per-person models did not all finish
+    select customer_key from {{ this }}
+    union
+    select customer_key from identifiers where (select everyone from redo_everyone)
+    union
+    -- no person: forget every row kept (below, and on a first build)
+    select null where (select everyone from redo_everyone)
+
+)
+
+{%- else %}
+
+touched as (
+
+    select distinct customer_key from identifiers
+    union all
+    select null
+
+)
+
+{%- endif %}
+
+select customer_key from touched

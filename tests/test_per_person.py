@@ -1,0 +1,101 @@
+"""Per-person models recompute only the persons touched since the last build, and the marts
+still equal those of a full refresh on the same inputs."""
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+
+from orchestration.defs.shop.demo import load_shop_seeds
+
+from .conftest import SEEDS, run_cdp
+from .test_gates import content_hash
+
+LAST_DAY = "events_20261021"
+
+
+def last_build(data_dir: Path) -> dict[str, str]:
+    """What the last build's int_customers__touched_persons listed."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select input, mark from intermediate.int_customers__touched_persons__marks "
+                "where input like 'this_build:%'"
+            ).fetchall()
+        )
+
+
+def persons(data_dir: Path) -> int:
+    with duckdb.connect(str(data_dir / "marts.duckdb"), read_only=True) as con:
+        return con.execute("select count(*) from customer_profiles").fetchall()[0][0]
+
+
+def night_of_shop_changes(shop: Path) -> None:
+    """What a shop does in a day: orders cancelled, an account renamed, emails sent and
+    opened, a new order by a known customer under a new address."""
+    at = "'2026-10-22 05:30:00+00'"
+    with sa.create_engine(f"sqlite:///{shop}").begin() as db:
+        db.execute(
+            sa.text(
+                f"update orders set status = 'cancelled', updated_at = {at} "
+                "where order_id in (select order_id from orders order by order_id limit 3)"
+            )
+        )
+        db.execute(
+            sa.text(
+                f"update customers set last_name = 'Renamed', updated_at = {at} "
+                "where customer_id = (select min(customer_id) from customers)"
+            )
+        )
+        db.execute(
+            sa.text(
+                "insert into email_events (event_id, email, campaign_id, variant, event_type, "
+                "occurred_at) select max(event_id) + 1, 'ella.devries@gmail.com', 'cmp_004', "
+                f"'A', 'open', {at} from email_events"
+            )
+        )
+        db.execute(
+            sa.text(
+                "insert into orders (order_id, customer_id, email, phone, ship_country, "
+                "status, channel, is_gift, total_amount, currency, ordered_at, updated_at) "
+                "select max(order_id) + 1, 79783, 'ella.new@example.com', null, 'GB', "
+                f"'paid', 'web', false, 42.50, 'GBP', {at}, {at} from orders"
+            )
+        )
+
+
+def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_path):
+    export, data_dir, shop = tmp_path / "export", tmp_path / "data", tmp_path / "shop.sqlite"
+    shutil.copytree(
+        SEEDS / "ga4", export, ignore=shutil.ignore_patterns("events_intraday_*", LAST_DAY)
+    )
+    load_shop_seeds(sa.create_engine(f"sqlite:///{shop}"))
+    env = {"CDP_GA4_EXPORT_URI": str(export), "CDP_SHOP_DB_URL": f"sqlite:///{shop}"}
+
+    first = run_cdp(data_dir, CDP_AS_OF="2026-10-21", **env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert last_build(data_dir) == {
+        "this_build:touched": str(persons(data_dir)),
+        "this_build:everyone": "true",
+    }
+
+    # the next night: a new export day, the shop's changes, and a new date
+    shutil.copytree(SEEDS / "ga4" / LAST_DAY, export / LAST_DAY)
+    night_of_shop_changes(shop)
+    night = run_cdp(data_dir, CDP_AS_OF="2026-10-22", **env)
+    assert night.returncode == 0, night.stderr[-3000:]
+    listed = last_build(data_dir)
+    assert listed["this_build:everyone"] == "false"
+    assert 0 < int(listed["this_build:touched"]) < persons(data_dir) / 2
+    with duckdb.connect(str(data_dir / "marts.duckdb"), read_only=True) as con:
+        renamed = con.execute(
+            "select count(*) from customer_profiles where last_name = 'Renamed'"
+        ).fetchall()[0][0]
+    assert renamed == 1
+    nightly = content_hash(data_dir / "marts.duckdb")
+
+    refreshed = run_cdp(data_dir, "--full-refresh", CDP_AS_OF="2026-10-22", **env)
+    assert refreshed.returncode == 0, refreshed.stderr[-3000:]
+    assert last_build(data_dir)["this_build:everyone"] == "true"
+    assert content_hash(data_dir / "marts.duckdb") == nightly

@@ -1,11 +1,15 @@
 {#- Order behaviour per person by the business rules (only valid orders count), amounts in
-    the reporting currency. -#}
+    the reporting currency. Kept from build to build for the persons not touched since
+    (macros/persons.sql). -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 with
 
 orders as (
 
     select * from {{ ref('int_customers__orders') }}
+    where {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 

@@ -73,19 +73,13 @@ redo_everyone as (
 
 changed_identifiers as (
 
-    (
-        select * from identifiers
-        except
-        select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
-        from {{ identifiers_state }}
-    )
-    union all
-    (
-        select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
-        from {{ identifiers_state }}
-        except
-        select * from identifiers
-    )
+    -- an identifier new, gone, or with another person or sighting: both its persons
+    select now.customer_key as now_key, before.customer_key as before_key
+    from identifiers as now
+    full join {{ identifiers_state }} as before using (identifier_type, identifier_value)
+    where now.customer_key is distinct from before.customer_key
+        or now.first_seen_at is distinct from before.first_seen_at
+        or now.last_seen_at is distinct from before.last_seen_at
 
 ),
 
@@ -115,7 +109,9 @@ loaded_identifiers as (
 
 touched as (
 
-    select customer_key from changed_identifiers
+    select now_key as customer_key from changed_identifiers where now_key is not null
+    union
+    select before_key from changed_identifiers where before_key is not null
     union
     select identifiers.customer_key
     from identifiers

@@ -70,16 +70,25 @@ def _flat(names: list[str], bounded: tuple[str, ...] = ()) -> dict:
 
 
 def _maximum_likelihood(model, parameters: list[str]) -> tuple[dict[str, float], bool]:
-    """Fit `model` (built) by MAP and say whether scipy's optimizer reported success:
-    pymc-marketing's `fit` does not, so the optimum is found first with the optimizer's result
-    kept, and `fit` then starts there (it converges at once) to store the estimate."""
+    """Fit `model` (built) by MAP and say whether scipy's optimizer reported success.
+    pymc-marketing's `fit` keeps only the optimum from `pymc.find_MAP`: its one call is let
+    through with the optimizer's result kept as well (fitting twice would compile the
+    model's graphs twice, seconds at a million buyers)."""
+    from unittest import mock
+
     import pymc as pm
 
-    with warnings.catch_warnings():
+    find_map, kept = pm.find_MAP, {}
+
+    def find_map_keeping_the_result(*args, **kwargs):
+        point, kept["result"] = find_map(*args, return_raw=True, **kwargs)
+        return point
+
+    with warnings.catch_warnings(), mock.patch.object(pm, "find_MAP", find_map_keeping_the_result):
         warnings.simplefilter("ignore")
-        point, result = pm.find_MAP(model=model.model, return_raw=True, progressbar=False)
-        model.fit(method="map", start=point, progressbar=False)
+        model.fit(method="map", progressbar=False)
     estimate = {name: float(model.idata.posterior[name].values.squeeze()) for name in parameters}
+    result = kept.get("result")
     converged = result is not None and bool(result.success)
     return estimate, converged
 

@@ -13,6 +13,24 @@ from .conftest import SEEDS, run_cdp
 from .test_gates import content_hash
 
 LAST_DAY = "events_20261021"
+PER_PERSON = [
+    "int_customers__attribute_candidates",
+    "int_customers__web_activity",
+    "int_customers__purchases",
+    "int_customers__email_engagement",
+    "int_customers__profiles",
+]
+
+
+def per_person_rows(data_dir: Path) -> dict[str, list]:
+    """Every row of the per-person models, in one order."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return {
+            model: con.execute(
+                f"select t::varchar as row from intermediate.{model} as t order by row"
+            ).fetchall()
+            for model in PER_PERSON
+        }
 
 
 def last_build(data_dir: Path) -> dict[str, str]:
@@ -29,6 +47,29 @@ def last_build(data_dir: Path) -> dict[str, str]:
 def persons(data_dir: Path) -> int:
     with duckdb.connect(str(data_dir / "marts.duckdb"), read_only=True) as con:
         return con.execute("select count(*) from customer_profiles").fetchall()[0][0]
+
+
+def recent_sends(data_dir: Path, email: str) -> int:
+    """The recent sends int_customers__email_engagement counts for the person of `email`."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(
+            "select recent_sent from intermediate.int_customers__email_engagement "
+            "inner join identity.int_identity__customer_identities using (customer_key) "
+            "where identifier_type = 'email' and identifier_value = ?",
+            [email],
+        ).fetchall()[0][0]
+
+
+def email_sent_on(shop: Path, email: str, occurred_at: str) -> None:
+    with sa.create_engine(f"sqlite:///{shop}").begin() as db:
+        db.execute(
+            sa.text(
+                "insert into email_events (event_id, email, campaign_id, variant, event_type, "
+                "occurred_at) select max(event_id) + 1, :email, 'cmp_004', 'A', 'sent', :at "
+                "from email_events"
+            ),
+            {"email": email, "at": occurred_at},
+        )
 
 
 def night_of_shop_changes(shop: Path) -> None:
@@ -71,6 +112,9 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
         SEEDS / "ga4", export, ignore=shutil.ignore_patterns("events_intraday_*", LAST_DAY)
     )
     load_shop_seeds(sa.create_engine(f"sqlite:///{shop}"))
+    # inside the 90-day engagement window on the 21st, outside it on the 22nd: nothing else
+    # touches this person on the second night
+    email_sent_on(shop, "window.edge@fastmail.com", "2026-07-23 12:00:00+00")
     env = {"CDP_GA4_EXPORT_URI": str(export), "CDP_SHOP_DB_URL": f"sqlite:///{shop}"}
 
     first = run_cdp(data_dir, CDP_AS_OF="2026-10-21", **env)
@@ -79,6 +123,7 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
         "this_build:touched": str(persons(data_dir)),
         "this_build:everyone": "true",
     }
+    assert recent_sends(data_dir, "window.edge@fastmail.com") == 1
 
     # the next night: a new export day, the shop's changes, and a new date
     shutil.copytree(SEEDS / "ga4" / LAST_DAY, export / LAST_DAY)
@@ -93,9 +138,11 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
             "select count(*) from customer_profiles where last_name = 'Renamed'"
         ).fetchall()[0][0]
     assert renamed == 1
-    nightly = content_hash(data_dir / "marts.duckdb")
+    assert recent_sends(data_dir, "window.edge@fastmail.com") == 0
+    nightly, nightly_rows = content_hash(data_dir / "marts.duckdb"), per_person_rows(data_dir)
 
     refreshed = run_cdp(data_dir, "--full-refresh", CDP_AS_OF="2026-10-22", **env)
     assert refreshed.returncode == 0, refreshed.stderr[-3000:]
     assert last_build(data_dir)["this_build:everyone"] == "true"
     assert content_hash(data_dir / "marts.duckdb") == nightly
+    assert per_person_rows(data_dir) == nightly_rows

@@ -71,6 +71,8 @@
     union all
     select 'rows:stg_shop__email_events', count(*)::string from {{ ref('stg_shop__email_events') }}
     union all
+    select 'email_window_start', ({{ cdp.email_window_start() }})::string
+    union all
     select 'day:' || export_day::string, count(*)::string || '/' || max(_loaded_at)::string
     from {{ ref('int_ga4__device_days') }}
     group by export_day
@@ -97,4 +99,10 @@
     union all
     select 'this_build:everyone', (count(*) > count(customer_key))::string from {{ this }}
   {%- endif -%}
+{%- endmacro -%}
+
+{#- Where int_customers__email_engagement's recent window starts: `engagement.window_days`
+    before today. -#}
+{%- macro email_window_start() -%}
+    {{ as_of_date() }} - interval {{ var('engagement')['window_days'] }} day
 {%- endmacro -%}

@@ -1,8 +1,12 @@
 {#- Campaign email reactions per person (through the email address), all time and within the
     engagement window (var `engagement`), with what the engagement segment needs: sends, bounces, opens
-    since the last bounce, unsubscribes. -#}
+    since the last bounce, unsubscribes. Kept from build to build for the persons not touched
+    since (macros/persons.sql); the window moves with the date, and the persons with an event
+    it passed over since the last build are touched. -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
-{%- set window_start = as_of_date() ~ " - interval " ~ var('engagement')['window_days'] ~ " day" %}
+{%- set window_start = cdp.email_window_start() %}
 
 with
 
@@ -10,7 +14,7 @@ emails as (
 
     select identifier_value as email, customer_key
     from {{ ref('int_identity__customer_identities') }}
-    where identifier_type = 'email'
+    where identifier_type = 'email' and {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 

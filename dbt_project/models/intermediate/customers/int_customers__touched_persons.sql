@@ -1,6 +1,7 @@
 {#- The persons whose per-person models must be recomputed (macros/persons.sql): every person,
     new or gone, of an identifier whose person or first or last sighting changed since the last
-    build, and the persons of the shop rows and GA4 device days loaded since. Everyone when
+    build, the persons of the shop rows and GA4 device days loaded since, and those with an
+    email event the engagement window passed over as the date moved. Everyone when
     that would not be exact: on the first build and a full refresh, when the project or its
     settings changed (CDP_BUILD_DEFINITION), when a Sheets tab or the product catalog changed,
     when a GA4 export day already built was replaced or lost rows, or when email events were
@@ -47,7 +48,8 @@ since as (
         max(mark) filter (where input = 'loaded:stg_shop__email_events')::timestamptz
             as email_events,
         max(mark) filter (where input = 'loaded:int_ga4__device_days')::timestamptz
-            as device_days
+            as device_days,
+        max(mark) filter (where input = 'email_window_start')::timestamp as window_start
     from marks
 
 ),
@@ -104,6 +106,14 @@ loaded_identifiers as (
     select 'device', device_id
     from {{ ref('int_ga4__device_days') }}
     where _loaded_at > (select device_days from since)
+    union all
+    -- email events the engagement window passed over: on one side of its start then, on the
+    -- other now
+    select 'email', email
+    from {{ ref('stg_shop__email_events') }}
+    where email is not null
+        and (occurred_at >= (select window_start from since))
+        <> (occurred_at >= {{ cdp.email_window_start() }})
 
 ),
 

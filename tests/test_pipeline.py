@@ -96,7 +96,8 @@ def test_definitions_load_as_one_connected_graph():
         "identity/int_identity__nodes": "identity/int_identity__observations",
         "identity/int_identity__persons": "privacy/erased_identifiers",
         "intermediate/int_customers__orders": "identity/int_identity__order_keys",
-        "marts/customer_profiles": "intermediate/int_customers__attribute_candidates",
+        "intermediate/int_customers__profiles": "intermediate/int_customers__attribute_candidates",
+        "marts/customer_profiles": "intermediate/int_customers__profiles",
         "published/marts": "marts/customer_recommendations",
     }
     for model, raw in staging.items():

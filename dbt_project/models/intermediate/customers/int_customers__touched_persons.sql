@@ -132,7 +132,7 @@ touched as (
     union
     select customer_key from identifiers where (select everyone from redo_everyone)
     union
-    -- no person: forget every row kept (below, and on a first build)
+    -- no person: forget every row kept (as on a first build, below)
     select null where (select everyone from redo_everyone)
 
 )

@@ -3,9 +3,8 @@
 import os
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_project
+from orchestration.defs.dbt.project import DBT_EXECUTABLE, DbtCli, dbt_project
 from orchestration.resources import (
     GA4ExportResource,
     SheetsResource,
@@ -36,7 +35,7 @@ def resources() -> dg.Definitions:
                 api_url=settings.sheets_api_url,
                 credentials_path=_secret("GOOGLE_APPLICATION_CREDENTIALS"),
             ),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+            "dbt": DbtCli(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
         },
         executor=dg.in_process_executor,
     )

@@ -11,6 +11,7 @@ import duckdb
 
 from .conftest import DEMO_AS_OF, REPO, SEEDS, cdp_env, run_cdp
 from .test_gates import content_hash
+from .test_per_person import last_build
 
 # What the Dagster daemon does at each interval: evaluate the sensor, launch what it asks for.
 SENSOR_TICK = """
@@ -87,6 +88,8 @@ def test_intraday_shards_reach_the_marts_each_interval_and_the_daily_shard_settl
         assert tick(data_dir, export) == {"success": True, "trigger": "raw_ga4/events"}
         # the marts hold every event the export held when the interval began
         assert newest_device_sighting(marts) == newest_event(exported)
+        # a rewritten shard costs the persons of its devices, not everyone
+        assert last_build(data_dir)["this_build:everyone"] == "false"
     assert "skipped" in tick(data_dir, export)  # nothing new: no run
 
     # the daily shard replaces the intraday one: the marts are those of a full refresh (on the
@@ -95,6 +98,7 @@ def test_intraday_shards_reach_the_marts_each_interval_and_the_daily_shard_settl
     daily.parent.mkdir()
     shutil.copy(shard, daily)
     assert tick(data_dir, export) == {"success": True, "trigger": "raw_ga4/events"}
+    assert last_build(data_dir)["this_build:everyone"] == "false"
     settled, day_events = content_hash(marts), raw_day_events(data_dir)
     refreshed = run_cdp(
         data_dir, "--full-refresh", CDP_AS_OF=DEMO_AS_OF, CDP_GA4_EXPORT_URI=str(export)

@@ -1,6 +1,8 @@
 """Per-person models recompute only the persons touched since the last build, and the marts
 still equal those of a full refresh on the same inputs."""
 
+import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -106,6 +108,35 @@ def night_of_shop_changes(shop: Path) -> None:
         )
 
 
+def device_around(export: Path, day: str) -> str:
+    """A device seen on the export days before and after `day`, whose events of `day` hold no
+    account and no purchase: leaving them out moves nothing that identifies anyone."""
+    before, after = int(day) - 1, int(day) + 1
+    with duckdb.connect() as con:
+        return con.execute(
+            f"""
+            select user_pseudo_id
+            from read_json_auto('{export}/events_{day}-*.json.gz', union_by_name = true)
+            where user_pseudo_id in (
+                select user_pseudo_id from read_json_auto('{export}/events_{before}/*.json'))
+              and user_pseudo_id in (
+                select user_pseudo_id from read_parquet('{export}/events_{after}/*.parquet'))
+            group by user_pseudo_id
+            having count(user_id) = 0 and count(*) filter (where event_name = 'purchase') = 0
+            order by user_pseudo_id
+            limit 1
+            """
+        ).fetchall()[0][0]
+
+
+def reexport_without(export: Path, day: str, device: str) -> None:
+    """The export rewrites a day's files without one device's events."""
+    for path in sorted(export.glob(f"events_{day}-*.json.gz")):
+        lines = gzip.decompress(path.read_bytes()).decode().splitlines()
+        kept = [line for line in lines if json.loads(line).get("user_pseudo_id") != device]
+        path.write_bytes(gzip.compress(("\n".join(kept) + "\n").encode()))
+
+
 def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_path):
     export, data_dir, shop = tmp_path / "export", tmp_path / "data", tmp_path / "shop.sqlite"
     shutil.copytree(
@@ -139,6 +170,15 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
         ).fetchall()[0][0]
     assert renamed == 1
     assert recent_sends(data_dir, "window.edge@fastmail.com") == 0
+
+    # the export rewrites a recent day without one device's events: what the device
+    # identifies stays as it was, only what it did that day changes
+    reexport_without(export, "20261020", device_around(export, "20261020"))
+    again = run_cdp(data_dir, CDP_AS_OF="2026-10-22", **env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    listed = last_build(data_dir)
+    assert listed["this_build:everyone"] == "false"
+    assert 0 < int(listed["this_build:touched"]) < persons(data_dir) / 2
     nightly, nightly_rows = content_hash(data_dir / "marts.duckdb"), per_person_rows(data_dir)
 
     refreshed = run_cdp(data_dir, "--full-refresh", CDP_AS_OF="2026-10-22", **env)

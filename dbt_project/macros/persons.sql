@@ -49,7 +49,8 @@
 
 {#- The state int_customers__touched_persons keeps beside itself: `identifiers` (every
     identifier's person and first and last sighting at the last build), `marks` (what the
-    inputs looked like then). -#}
+    inputs looked like then), `recent_devices` (the devices of the recent export days, which
+    the export may still replace). -#}
 {%- macro touched_persons_state(part) -%}
   {{ return(api.Relation.create(database=this.database, schema=this.schema,
       identifier=this.identifier ~ '__' ~ part, type='table')) }}
@@ -85,12 +86,23 @@
     {%- endfor %}
 {%- endmacro -%}
 
+{#- How many export days before the newest the export may still replace: an intraday shard
+    is rewritten through its day, the daily shard replaces it the next day, and late hits
+    update a daily table for up to 72 hours. A replaced day among them costs the persons of
+    its devices; an older one, everyone. -#}
+{%- macro replaceable_export_days() -%}3{%- endmacro -%}
+
 {#- Post-hook of int_customers__touched_persons: what the next build compares with. -#}
 {%- macro keep_touched_persons_state() -%}
   {%- if target.type == 'duckdb' -%}
     create or replace table {{ cdp.touched_persons_state('identifiers') }} as
     select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }};
+    create or replace table {{ cdp.touched_persons_state('recent_devices') }} as
+    select distinct export_day, device_id
+    from {{ ref('int_ga4__device_days') }}
+    where export_day >= (select max(export_day) from {{ ref('int_ga4__device_days') }})
+        - {{ cdp.replaceable_export_days() }};
     create or replace table {{ cdp.touched_persons_state('marks') }} as
     {{ cdp.touched_persons_marks() }}
     union all

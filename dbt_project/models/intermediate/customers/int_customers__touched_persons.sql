@@ -4,8 +4,9 @@
     email event the engagement window passed over as the date moved. Everyone when
     that would not be exact: on the first build and a full refresh, when the project or its
     settings changed (CDP_BUILD_DEFINITION), when a Sheets tab or the product catalog changed,
-    when a GA4 export day already built was replaced or lost rows, or when email events were
-    replaced or deleted; then a row without a person also says: forget every row kept.
+    when a GA4 export day older than the recent ones was replaced or lost rows (a recent day
+    replaced, as intraday shards are, costs the persons of the devices it held), or when email
+    events were replaced or deleted; then a row without a person also says: forget every row kept.
     Persons listed by a build whose per-person models did not all finish stay listed. -#}
 {{
     config(
@@ -16,11 +17,14 @@
 
 {%- set identifiers_state = cdp.touched_persons_state('identifiers') %}
 {%- set marks_state = cdp.touched_persons_state('marks') %}
+{%- set recent_state = cdp.touched_persons_state('recent_devices') %}
 {%- set incremental = execute and target.type == 'duckdb' and not should_full_refresh()
       and adapter.get_relation(database=this.database, schema=this.schema,
                                identifier=identifiers_state.identifier) is not none
       and adapter.get_relation(database=this.database, schema=this.schema,
                                identifier=marks_state.identifier) is not none
+      and adapter.get_relation(database=this.database, schema=this.schema,
+                               identifier=recent_state.identifier) is not none
       and adapter.get_relation(database=this.database, schema=this.schema,
                                identifier=this.identifier) is not none %}
 
@@ -54,16 +58,33 @@ since as (
 
 ),
 
+changed_days as (
+
+    -- GA4 export days built last time that were replaced or lost rows (a new day only adds)
+    select cast(substr(input, 5) as date) as export_day
+    from (
+        select input, mark from marks where input like 'day:%'
+        except
+        select input, mark from now_marks
+    )
+
+),
+
 redo_everyone as (
 
-    -- marks compared whole: the definition, the small tables, every GA4 export day built
-    -- last time (a new day only adds); and no email event may have gone or been replaced
+    -- marks compared whole: the definition and the small tables; an export day changed
+    -- whose devices before were not kept; and no email event may have gone or been replaced
     select
         exists (
             select input, mark from marks
-            where input = 'definition' or input like 'table:%' or input like 'day:%'
+            where input = 'definition' or input like 'table:%'
             except
             select input, mark from now_marks
+        )
+        or exists (
+            select 1 from changed_days
+            where export_day < (select min(export_day) from {{ recent_state }})
+                or not exists (select 1 from {{ recent_state }})
         )
         or (select max(mark) from marks where input = 'rows:stg_shop__email_events')
         <> (
@@ -106,6 +127,12 @@ loaded_identifiers as (
     select 'device', device_id
     from {{ ref('int_ga4__device_days') }}
     where _loaded_at > (select device_days from since)
+    union all
+    -- the devices a replaced export day held before: one that is not in it any more is
+    -- nowhere in what was loaded since
+    select 'device', device_id
+    from {{ recent_state }}
+    where export_day in (select export_day from changed_days)
     union all
     -- email events the engagement window passed over: on one side of its start then, on the
     -- other now

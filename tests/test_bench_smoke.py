@@ -23,11 +23,15 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
         cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for run in ("full refresh", "nightly increment", "rerun, nothing new"):
-        assert f"### {run}:" in result.stdout
+    for run in ("full refresh", "nightly increment", "rerun, nothing new", "intraday"):
+        assert f"### {run}" in result.stdout
     assert "| raw_ga4__events |" in result.stdout
     peaks = [float(v) for v in re.findall(r"peak RSS ([0-9.]+) GiB", result.stdout)]
-    assert len(peaks) == 3 and all(peak > 0.1 for peak in peaks)  # each run's own processes
+    assert len(peaks) == 5 and all(peak > 0.1 for peak in peaks)  # each run's own processes
+    # the rewritten intraday shard recomputes the persons of its devices, not everyone
+    rewritten = re.search(r"### intraday, the shard rewritten: [^\n]*", result.stdout)
+    assert rewritten and "recomputed" in rewritten.group(0)
+    assert "(everyone)" not in rewritten.group(0)
     assert (tmp_path / "data" / "marts.duckdb").exists()
     assert "| rerun, nothing new ≤ 10 s |" in result.stdout  # the targets, met or not
 

@@ -1,6 +1,10 @@
 {#- GA4 behaviour per person, through the devices stitched to them. Read from the events'
     aggregate per device and day (int_ga4__device_days), summed up per device first (sessions
-    belong to one device), so only one row per device meets the join. -#}
+    belong to one device), so only one row per device meets the join. Kept per person: a
+    build reads the device days of the touched persons' devices only. -#}
+
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 with
 
@@ -8,11 +12,18 @@ devices as (
 
     select identifier_value as device_id, customer_key
     from {{ ref('int_identity__customer_identities') }}
-    where identifier_type = 'device'
+    where identifier_type = 'device' and {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 
-device_days as (select * from {{ ref('int_ga4__device_days') }}),
+device_days as (
+
+    select * from {{ ref('int_ga4__device_days') }}
+    {%- if is_incremental() %}
+    semi join devices using (device_id)
+    {%- endif %}
+
+),
 
 per_device as (
 

@@ -98,8 +98,33 @@ def changed_sources(
     return [s for s in sources if now.get(s) != published.get(s)]
 
 
-def record_publication(con: duckdb.DuckDBPyConnection, inputs: dict[str, str], run_id: str):
-    """The signatures of what the marts just published were built from."""
+def record_publication(
+    con: duckdb.DuckDBPyConnection,
+    sources: dict[str, set[str]],
+    built: set[str] | None,
+    settings: Settings,
+    run_id: str,
+) -> str | None:
+    """After a publication: record the signatures of what the marts were built from, when the
+    run that published them says it. `sources` maps each source to the assets downstream of
+    it; `built` is what the run built (None: everything). The record holds when every source
+    whose signature moved since the last record had all of its downstream rebuilt by this
+    run, and the build's signature moved only if the run rebuilt everything. A run from the
+    UI, the schedule or the sensor records as `cdp run` does. Returns why it did not."""
+    now = signatures(con, sorted(sources), settings)
+    published = _published(con)
+    everything = set().union(*sources.values())
+    if published.get(BUILD) != now[BUILD] and built is not None and not everything <= built:
+        return "the build changed (project, settings or date) and this run rebuilt a part"
+    if built is not None:
+        for source in sorted(sources):
+            if now.get(source) != published.get(source) and not sources[source] <= built:
+                return f"{source} changed and this run did not rebuild everything after it"
+    _write_record(con, now, run_id)
+    return None
+
+
+def _write_record(con: duckdb.DuckDBPyConnection, inputs: dict[str, str], run_id: str):
     con.execute(DDL)
     con.execute("begin transaction")
     con.execute("delete from cdp_state.published_inputs")

@@ -60,15 +60,15 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     from orchestration.definitions import defs
-    from orchestration.defs.dbt.assets import dbt_build
+    from orchestration.defs.dbt.assets import source_keys as build_sources
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
     from orchestration.defs.publish.assets import EXTRACT_RUN_TAG
     from orchestration.warehouse import connect
 
     definitions = defs()
     graph = definitions.resolve_asset_graph()
-    sources = dg.AssetSelection.all() - dg.AssetSelection.assets(dbt_build).downstream()
-    source_keys = sorted(sources.resolve(graph))
+    source_keys = build_sources(graph)
+    sources = dg.AssetSelection.assets(*source_keys)
     source_names = [key.to_user_string() for key in source_keys]
     first_id = str(uuid.uuid4())
     log_file = run_output.log_path(settings.data_dir, first_id)
@@ -130,13 +130,8 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         print(f"cdp: run {build_id} builds {why}", flush=True)
         tags = {EXTRACT_RUN_TAG: first_id}
         results.append(execute(build_id, sorted(build.resolve(graph)), tags))
-    code = _report(results, settings, started, log_file)
-    if code == 0:
-        with connect(settings.warehouse_path) as con:
-            if args.full_refresh:
-                inputs = changes.signatures(con, source_names, settings)
-            changes.record_publication(con, inputs, results[-1].run_id)
-    return code
+    # the publication records what it was built from (orchestration/changes.py)
+    return _report(results, settings, started, log_file)
 
 
 def _nothing_new(settings: Settings) -> bool:

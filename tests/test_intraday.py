@@ -91,6 +91,10 @@ def test_intraday_shards_reach_the_marts_each_interval_and_the_daily_shard_settl
         # a rewritten shard costs the persons of its devices, not everyone
         assert last_build(data_dir)["this_build:everyone"] == "false"
     assert "skipped" in tick(data_dir, export)  # nothing new: no run
+    # the sensor's publications recorded what they were built from: `cdp run` finds nothing
+    rerun = run_cdp(data_dir, CDP_AS_OF=DEMO_AS_OF, CDP_GA4_EXPORT_URI=str(export))
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "nothing new since the last publication" in rerun.stdout
 
     # the daily shard replaces the intraday one: the marts are those of a full refresh (on the
     # same data dir: the keys issued and merged through the day are kept, as they must be)

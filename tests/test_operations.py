@@ -1,4 +1,5 @@
-"""Operations: the failure alert reaches a webhook; the sensor asks for what has news."""
+"""Operations: the failure alert reaches a webhook; the sensor asks for what has news; a
+publication records what it was built from."""
 
 import datetime as dt
 import json
@@ -9,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import sqlalchemy as sa
 
+from orchestration.changes import changed_sources, record_publication, signatures
 from orchestration.definitions import defs
 from orchestration.defs.ga4.extract import sync_export
 from orchestration.defs.pipeline.schedules import default_status, source_changes
@@ -102,3 +104,28 @@ def test_schedules_are_off_unless_switched_on():
     assert default_status(load_settings({"CDP_SCHEDULES": "on"})) == (
         dg.DefaultScheduleStatus.RUNNING
     )
+
+
+def test_a_publication_records_its_inputs_only_when_it_rebuilt_what_they_feed(tmp_path):
+    """What `cdp run` later compares with: recorded by the publication of any run (UI,
+    schedule, sensor), but only when every source that moved had all of its downstream
+    rebuilt by that run, and the build's definition or date moved only in a run of all."""
+    settings = load_settings({"CDP_DATA_DIR": str(tmp_path)})
+    after = {"raw_shop/orders": {"orders", "profiles"}, "raw_ga4/events": {"events", "profiles"}}
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        con.execute("create schema raw_shop; create schema raw_ga4")
+        con.execute("create table raw_shop.orders as select now() as _loaded_at")
+        con.execute("create table raw_ga4.events as select now() as _loaded_at")
+
+        # a first publication: only a run of everything knows what all marts were built from
+        assert "rebuilt a part" in record_publication(con, after, {"events"}, settings, "r1")
+        assert record_publication(con, after, None, settings, "r2") is None
+        assert not changed_sources(con, signatures(con, sorted(after), settings), sorted(after))
+
+        con.execute("insert into raw_shop.orders values (now() + interval 1 hour)")
+        why = record_publication(con, after, {"events", "profiles"}, settings, "r3")
+        assert why == "raw_shop/orders changed and this run did not rebuild everything after it"
+        now = signatures(con, sorted(after), settings)
+        assert changed_sources(con, now, sorted(after)) == ["raw_shop/orders"]  # still owed
+        assert record_publication(con, after, {"orders", "profiles"}, settings, "r4") is None
+        assert changed_sources(con, now, sorted(after)) == []

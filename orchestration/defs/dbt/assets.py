@@ -84,3 +84,11 @@ def dbt_build(
             if key in ENRICHED:
                 event = event.with_metadata({**event.metadata, **mart_metadata(con, key)})
             yield event
+
+
+def source_keys(graph) -> list[dg.AssetKey]:
+    """The assets a build reads: the extracts and the erasure step, everything that is not
+    dbt's or after it."""
+    return sorted(
+        (dg.AssetSelection.all() - dg.AssetSelection.assets(dbt_build).downstream()).resolve(graph)
+    )

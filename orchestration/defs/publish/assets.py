@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from orchestration.changes import record_publication
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.defs.identity.normalize import register as register_phone_functions
 from orchestration.defs.privacy.erasure import DDL as PRIVACY_DDL
@@ -235,16 +236,46 @@ def published_marts(
     mask_salt = None if settings.publish_pii else privacy_salt(Path(warehouse.data_dir))
     quality = run_quality(context, warehouse.path, marts_path)
     counts = publish_marts(warehouse.path, marts_path, quality, mask_salt)
+    with connect_warehouse(warehouse.path) as con:
+        not_recorded = record_publication(
+            con, downstream_of_sources(), _built(context), settings, context.run_id
+        )
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(marts_path)),
             "tables": counts,
+            # what `cdp run` compares the sources with, to rebuild only what changed since
+            "inputs_recorded": not_recorded or "yes",
             "warehouse_compacted_after_erasure": compacted,
             "personal_data": "published" if settings.publish_pii else "masked",
             "run_quality_rows": len(quality),
             "seconds": round(time.perf_counter() - started, 2),
         }
     )
+
+
+def downstream_of_sources() -> dict[str, set[str]]:
+    """Each source a build reads, with the assets after it (sources aside), in the whole
+    project: a run of a subset only knows the assets it runs."""
+    from orchestration.definitions import defs  # loaded already: its modules are imported
+    from orchestration.defs.dbt.assets import source_keys
+
+    graph = defs().resolve_asset_graph()
+    sources = source_keys(graph)
+    names = {key.to_user_string() for key in sources}
+    return {
+        key.to_user_string(): {
+            k.to_user_string() for k in dg.AssetSelection.assets(key).downstream().resolve(graph)
+        }
+        - names
+        for key in sources
+    }
+
+
+def _built(context: dg.AssetExecutionContext) -> set[str] | None:
+    """The assets this run built; None when it ran the whole job."""
+    selection = context.run.asset_selection
+    return None if selection is None else {key.to_user_string() for key in selection}
 
 
 def compact_after_erasure(warehouse_path: Path) -> bool:

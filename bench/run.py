@@ -88,19 +88,26 @@ def step_report(data_dir: Path, run_ids: list[str]) -> list[tuple[str, float, in
     ]
 
 
+def copy_last_day(out: Path, shard: str, day: int, until_hour: int = 24) -> None:
+    """Export shard `shard` as a copy of the last daily day, shifted to `day` (YYYYMMDD, the
+    same month), with its events before `until_hour` UTC."""
+    days = sorted(d for d in (out / "ga4").iterdir() if d.name.startswith("events_2"))
+    template = next(d for d in reversed(days) if any(d.glob("*.parquet")))
+    target = out / "ga4" / shard
+    target.mkdir(exist_ok=True)
+    shift = 86400000000 * (day - int(template.name[-8:]))
+    with duckdb.connect() as con:
+        con.execute(
+            f"copy (select * replace ('{day}' as event_date, event_timestamp + "
+            f"{shift} as event_timestamp) from read_parquet('{template}/*.parquet') "
+            f"where event_timestamp % 86400000000 < {until_hour} * 3600000000) "
+            f"to '{target}/000000000000.parquet' (format parquet)"
+        )
+
+
 def add_nightly_increment(out: Path, shop_url: str) -> None:
     """A new export day (a copy of the last one, shifted) and 1% of orders changed."""
-    days = sorted((out / "ga4").iterdir())
-    template = next(d for d in reversed(days) if any(d.glob("*.parquet")))
-    new_day = out / "ga4" / "events_20261022"
-    with duckdb.connect() as con:
-        new_day.mkdir()
-        con.execute(
-            "copy (select * replace ('20261022' as event_date, event_timestamp + "
-            f"86400000000 * (20261022 - {template.name[-8:]}) as event_timestamp) "
-            f"from read_parquet('{template}/*.parquet')) "
-            f"to '{new_day}/000000000000.parquet' (format parquet)"
-        )
+    copy_last_day(out, "events_20261022", 20261022)
     orders = "orders" if shop_url.startswith("sqlite") else "shop.orders"
     with sa.create_engine(shop_url).begin() as db:
         db.execute(
@@ -108,23 +115,6 @@ def add_nightly_increment(out: Path, shop_url: str) -> None:
                 f"update {orders} set status = 'delivered', "
                 "updated_at = '2026-10-22 05:00:00' where order_id % 100 = 0"
             )
-        )
-
-
-def add_intraday_shard(out: Path, until_hour: int) -> None:
-    """Today's intraday shard as the export rewrites it through the day: the events of a
-    day (the last one, shifted to 2026-10-23) before `until_hour` UTC."""
-    days = sorted(d for d in (out / "ga4").iterdir() if d.name.startswith("events_2"))
-    template = next(d for d in reversed(days) if any(d.glob("*.parquet")))
-    shard = out / "ga4" / "events_intraday_20261023"
-    shard.mkdir(exist_ok=True)
-    shift = 86400000000 * (20261023 - int(template.name[-8:]))
-    with duckdb.connect() as con:
-        con.execute(
-            "copy (select * replace ('20261023' as event_date, event_timestamp + "
-            f"{shift} as event_timestamp) from read_parquet('{template}/*.parquet') "
-            f"where event_timestamp % 86400000000 < {until_hour} * 3600000000) "
-            f"to '{shard}/000000000000.parquet' (format parquet)"
         )
 
 
@@ -172,7 +162,9 @@ def main() -> None:
         if label == "nightly increment":
             add_nightly_increment(sources, shop_url)
         elif label in (INTRADAY_FIRST, INTRADAY_REWRITTEN):
-            add_intraday_shard(sources, until_hour=9 if label == INTRADAY_FIRST else 15)
+            # today's intraday shard as the export rewrites it through the day
+            until = 9 if label == INTRADAY_FIRST else 15
+            copy_last_day(sources, "events_intraday_20261023", 20261023, until)
             env["CDP_AS_OF"] = "2026-10-23"
         seconds, rss, run_ids = run_pipeline(data_dir, env)
         measured[label] = seconds, rss

@@ -1,5 +1,6 @@
-"""Per-person models recompute only the persons touched since the last build, and the marts
-still equal those of a full refresh on the same inputs."""
+"""Per-person models recompute only the persons touched since the last build, the observations
+only the records whose sources changed, and the marts still equal those of a full refresh on
+the same inputs."""
 
 import gzip
 import json
@@ -15,23 +16,24 @@ from .conftest import SEEDS, run_cdp
 from .test_gates import content_hash
 
 LAST_DAY = "events_20261021"
-PER_PERSON = [
-    "int_customers__attribute_candidates",
-    "int_customers__web_activity",
-    "int_customers__purchases",
-    "int_customers__email_engagement",
-    "int_customers__profiles",
+KEPT = [  # the models a build updates instead of computing them again
+    "intermediate.int_customers__attribute_candidates",
+    "intermediate.int_customers__web_activity",
+    "intermediate.int_customers__purchases",
+    "intermediate.int_customers__email_engagement",
+    "intermediate.int_customers__profiles",
+    "identity.int_identity__observations",
 ]
 
 
-def per_person_rows(data_dir: Path) -> dict[str, list]:
-    """Every row of the per-person models, in one order."""
+def kept_rows(data_dir: Path) -> dict[str, list]:
+    """Every row of the models kept from build to build, in one order."""
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         return {
             model: con.execute(
-                f"select t::varchar as row from intermediate.{model} as t order by row"
+                f"select t::varchar as row from {model} as t order by row"
             ).fetchall()
-            for model in PER_PERSON
+            for model in KEPT
         }
 
 
@@ -129,11 +131,25 @@ def device_around(export: Path, day: str) -> str:
         ).fetchall()[0][0]
 
 
-def reexport_without(export: Path, day: str, device: str) -> None:
-    """The export rewrites a day's files without one device's events."""
+def device_ending(export: Path, day: str) -> str:
+    """A device seen on `day` and not on the export day after: leaving out its events of `day`
+    moves its last sighting, or leaves nothing of it."""
+    with duckdb.connect() as con:
+        return con.execute(
+            f"""
+            select min(user_pseudo_id)
+            from read_json_auto('{export}/events_{day}-*.json.gz', union_by_name = true)
+            where user_pseudo_id not in (
+                select user_pseudo_id from read_parquet('{export}/events_{int(day) + 1}/*.parquet'))
+            """
+        ).fetchall()[0][0]
+
+
+def reexport_without(export: Path, day: str, devices: set[str]) -> None:
+    """The export rewrites a day's files without some devices' events."""
     for path in sorted(export.glob(f"events_{day}-*.json.gz")):
         lines = gzip.decompress(path.read_bytes()).decode().splitlines()
-        kept = [line for line in lines if json.loads(line).get("user_pseudo_id") != device]
+        kept = [line for line in lines if json.loads(line).get("user_pseudo_id") not in devices]
         path.write_bytes(gzip.compress(("\n".join(kept) + "\n").encode()))
 
 
@@ -171,18 +187,19 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
     assert renamed == 1
     assert recent_sends(data_dir, "window.edge@fastmail.com") == 0
 
-    # the export rewrites a recent day without one device's events: what the device
-    # identifies stays as it was, only what it did that day changes
-    reexport_without(export, "20261020", device_around(export, "20261020"))
+    # the export rewrites a recent day without two devices' events: what the first identifies
+    # stays as it was, only what it did that day changes; the second was last seen that day
+    day = "20261020"
+    reexport_without(export, day, {device_around(export, day), device_ending(export, day)})
     again = run_cdp(data_dir, CDP_AS_OF="2026-10-22", **env)
     assert again.returncode == 0, again.stderr[-3000:]
     listed = last_build(data_dir)
     assert listed["this_build:everyone"] == "false"
     assert 0 < int(listed["this_build:touched"]) < persons(data_dir) / 2
-    nightly, nightly_rows = content_hash(data_dir / "marts.duckdb"), per_person_rows(data_dir)
+    nightly, nightly_rows = content_hash(data_dir / "marts.duckdb"), kept_rows(data_dir)
 
     refreshed = run_cdp(data_dir, "--full-refresh", CDP_AS_OF="2026-10-22", **env)
     assert refreshed.returncode == 0, refreshed.stderr[-3000:]
     assert last_build(data_dir)["this_build:everyone"] == "true"
     assert content_hash(data_dir / "marts.duckdb") == nightly
-    assert per_person_rows(data_dir) == nightly_rows
+    assert kept_rows(data_dir) == nightly_rows

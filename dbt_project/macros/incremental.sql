@@ -29,3 +29,75 @@
         select distinct export_day from {{ ref('stg_ga4__events') }}
     )
 {% endmacro %}
+
+{#- State a model keeps beside itself to compare one build with the next: `<model>__<part>`. -#}
+{%- macro state_relation(part) -%}
+  {{ return(api.Relation.create(database=this.database, schema=this.schema,
+      identifier=this.identifier ~ '__' ~ part, type='table')) }}
+{%- endmacro -%}
+
+{#- Whether every listed part of this model's state exists (it does not before the first
+    build, nor on Spark, which keeps no state). -#}
+{%- macro state_exists(parts) -%}
+  {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
+  {%- for part in parts -%}
+    {%- set relation = cdp.state_relation(part) -%}
+    {%- if adapter.get_relation(database=relation.database, schema=relation.schema,
+                                identifier=relation.identifier) is none -%}
+      {{ return(false) }}
+    {%- endif -%}
+  {%- endfor -%}
+  {{ return(true) }}
+{%- endmacro -%}
+
+{#- What a model's inputs look like now, one (input, mark) row each, for the next build to
+    compare with: `definition` the project and settings (without one, every build differs);
+    `loaded:` the newest load time of a table read by what was loaded since; `rows:` a row
+    count; `day:` an export day's device days; `table:` a small table's fingerprint. -#}
+{%- macro input_marks(loaded, rows=[], tables=[]) -%}
+    select 'definition' as input,
+           '{{ env_var("CDP_BUILD_DEFINITION", invocation_id) }}' as mark
+    {%- for model in loaded %}
+    union all
+    select 'loaded:{{ model }}', coalesce(max(_loaded_at), '-infinity'::timestamptz)::string
+    from {{ ref(model) }}
+    {%- endfor %}
+    {%- for model in rows %}
+    union all
+    select 'rows:{{ model }}', count(*)::string from {{ ref(model) }}
+    {%- endfor %}
+    union all
+    select 'day:' || export_day::string, count(*)::string || '/' || max(_loaded_at)::string
+    from {{ ref('int_ga4__device_days') }}
+    group by export_day
+    {%- for model in tables %}
+    union all
+    select 'table:{{ model }}', count(*)::string || '/' || coalesce(sum(hash(t)), 0)::string
+    from {{ ref(model) }} as t
+    {%- endfor %}
+{%- endmacro -%}
+
+{#- The GA4 export days built last time (marks `day:`) that were replaced or lost rows since:
+    a new day only adds. -#}
+{%- macro changed_export_days(marks, now_marks) -%}
+    select cast(substr(input, 5) as date) as export_day
+    from (
+        select input, mark from {{ marks }} where input like 'day:%'
+        except
+        select input, mark from {{ now_marks }}
+    ) as changed
+{%- endmacro -%}
+
+{#- How many export days before the newest the export may still replace: an intraday shard
+    is rewritten through its day, the daily shard replaces it the next day, and late hits
+    update a daily table for up to 72 hours. A model keeps the devices of these days
+    (recent_devices) to know what a replaced one held before; an older day replaced costs
+    everything. -#}
+{%- macro replaceable_export_days() -%}3{%- endmacro -%}
+
+{%- macro recent_devices() -%}
+    select distinct export_day, device_id
+    from {{ ref('int_ga4__device_days') }}
+    where export_day >= (select max(export_day) from {{ ref('int_ga4__device_days') }})
+        - {{ cdp.replaceable_export_days() }}
+{%- endmacro -%}

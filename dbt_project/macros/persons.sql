@@ -47,63 +47,31 @@
   {%- endif -%}
 {%- endmacro -%}
 
-{#- The state int_customers__touched_persons keeps beside itself: `identifiers` (every
-    identifier's person and first and last sighting at the last build), `marks` (what the
-    inputs looked like then), `recent_devices` (the devices of the recent export days, which
-    the export may still replace). -#}
-{%- macro touched_persons_state(part) -%}
-  {{ return(api.Relation.create(database=this.database, schema=this.schema,
-      identifier=this.identifier ~ '__' ~ part, type='table')) }}
-{%- endmacro -%}
-
-{#- What the inputs of the per-person models look like now, one (input, mark) row each:
-    `loaded:` the newest load time of a table read by what was loaded since; `rows:` a row
-    count; `day:` an export day's device days; `table:` a small table's fingerprint;
-    `definition` the project and settings (without one, every build redoes everyone). -#}
+{#- What the inputs of the per-person models look like now (cdp.input_marks), and where the
+    email engagement window started. -#}
 {%- macro touched_persons_marks() -%}
-    select 'definition' as input,
-           '{{ env_var("CDP_BUILD_DEFINITION", invocation_id) }}' as mark
-    {%- for model in ['stg_shop__orders', 'stg_shop__order_items', 'stg_shop__customers',
-                      'stg_shop__email_events', 'int_ga4__device_days'] %}
-    union all
-    select 'loaded:{{ model }}', coalesce(max(_loaded_at), '-infinity'::timestamptz)::string
-    from {{ ref(model) }}
-    {%- endfor %}
-    union all
-    select 'rows:stg_shop__email_events', count(*)::string from {{ ref('stg_shop__email_events') }}
+    {{ cdp.input_marks(
+        loaded=['stg_shop__orders', 'stg_shop__order_items', 'stg_shop__customers',
+                'stg_shop__email_events', 'int_ga4__device_days'],
+        rows=['stg_shop__email_events'],
+        tables=['stg_sheets__survey_responses', 'stg_sheets__b2b_accounts',
+                'stg_sheets__privacy_requests', 'stg_sheets__fx_rates', 'stg_shop__products']) }}
     union all
     select 'email_window_start', ({{ cdp.email_window_start() }})::string
-    union all
-    select 'day:' || export_day::string, count(*)::string || '/' || max(_loaded_at)::string
-    from {{ ref('int_ga4__device_days') }}
-    group by export_day
-    {%- for model in ['stg_sheets__survey_responses', 'stg_sheets__b2b_accounts',
-                      'stg_sheets__privacy_requests', 'stg_sheets__fx_rates',
-                      'stg_shop__products'] %}
-    union all
-    select 'table:{{ model }}', count(*)::string || '/' || coalesce(sum(hash(t)), 0)::string
-    from {{ ref(model) }} as t
-    {%- endfor %}
 {%- endmacro -%}
 
-{#- How many export days before the newest the export may still replace: an intraday shard
-    is rewritten through its day, the daily shard replaces it the next day, and late hits
-    update a daily table for up to 72 hours. A replaced day among them costs the persons of
-    its devices; an older one, everyone. -#}
-{%- macro replaceable_export_days() -%}3{%- endmacro -%}
-
-{#- Post-hook of int_customers__touched_persons: what the next build compares with. -#}
+{#- Post-hook of int_customers__touched_persons: what the next build compares with, kept
+    beside it (cdp.state_relation): `identifiers` (every identifier's person and first and last
+    sighting), `recent_devices` (the devices of the export days the export may still replace),
+    `marks` (what the inputs look like). -#}
 {%- macro keep_touched_persons_state() -%}
   {%- if target.type == 'duckdb' -%}
-    create or replace table {{ cdp.touched_persons_state('identifiers') }} as
+    create or replace table {{ cdp.state_relation('identifiers') }} as
     select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }};
-    create or replace table {{ cdp.touched_persons_state('recent_devices') }} as
-    select distinct export_day, device_id
-    from {{ ref('int_ga4__device_days') }}
-    where export_day >= (select max(export_day) from {{ ref('int_ga4__device_days') }})
-        - {{ cdp.replaceable_export_days() }};
-    create or replace table {{ cdp.touched_persons_state('marks') }} as
+    create or replace table {{ cdp.state_relation('recent_devices') }} as
+    {{ cdp.recent_devices() }};
+    create or replace table {{ cdp.state_relation('marks') }} as
     {{ cdp.touched_persons_marks() }}
     union all
     -- for people and tests: how many this build listed, and whether it listed everyone

@@ -44,3 +44,29 @@
 {% macro default__identifier_number(kind, value) -%}
     cast(conv(substr(md5(concat({{ kind }}, ':', {{ value }})), 1, 15), 16, 10) as bigint)
 {%- endmacro %}
+
+{#- What int_identity__observations' inputs look like now (cdp.input_marks), and which
+    identifiers were erased. -#}
+{% macro observations_marks() %}
+    {{ cdp.input_marks(
+        loaded=['stg_shop__customers', 'stg_shop__orders', 'stg_shop__email_events',
+                'int_ga4__device_days'],
+        rows=['stg_shop__email_events'],
+        tables=['stg_sheets__survey_responses']) }}
+    union all
+    select 'erased', count(*)::string || '/' || coalesce(sum(hash(identifier_hash)), 0)::string
+    from {{ source('privacy', 'erased_identifiers') }}
+{% endmacro %}
+
+{#- Post-hook of int_identity__observations: drop the rows that only marked a record to
+    replace, and keep what the next build compares with (cdp.state_relation): `marks`, and
+    `recent_devices`, the devices of the export days the export may still replace. -#}
+{% macro keep_observations_state() %}
+  {%- if target.type == 'duckdb' -%}
+    delete from {{ this }} where identifier_type is null;
+    create or replace table {{ cdp.state_relation('recent_devices') }} as
+    {{ cdp.recent_devices() }};
+    create or replace table {{ cdp.state_relation('marks') }} as
+    {{ cdp.observations_marks() }}
+  {%- endif -%}
+{% endmacro %}

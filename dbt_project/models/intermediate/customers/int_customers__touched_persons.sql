@@ -15,16 +15,11 @@
     )
 }}
 
-{%- set identifiers_state = cdp.touched_persons_state('identifiers') %}
-{%- set marks_state = cdp.touched_persons_state('marks') %}
-{%- set recent_state = cdp.touched_persons_state('recent_devices') %}
-{%- set incremental = execute and target.type == 'duckdb' and not should_full_refresh()
-      and adapter.get_relation(database=this.database, schema=this.schema,
-                               identifier=identifiers_state.identifier) is not none
-      and adapter.get_relation(database=this.database, schema=this.schema,
-                               identifier=marks_state.identifier) is not none
-      and adapter.get_relation(database=this.database, schema=this.schema,
-                               identifier=recent_state.identifier) is not none
+{%- set identifiers_state = cdp.state_relation('identifiers') %}
+{%- set marks_state = cdp.state_relation('marks') %}
+{%- set recent_state = cdp.state_relation('recent_devices') %}
+{%- set incremental = not should_full_refresh()
+      and cdp.state_exists(['identifiers', 'marks', 'recent_devices'])
       and adapter.get_relation(database=this.database, schema=this.schema,
                                identifier=this.identifier) is not none %}
 
@@ -58,17 +53,7 @@ since as (
 
 ),
 
-changed_days as (
-
-    -- GA4 export days built last time that were replaced or lost rows (a new day only adds)
-    select cast(substr(input, 5) as date) as export_day
-    from (
-        select input, mark from marks where input like 'day:%'
-        except
-        select input, mark from now_marks
-    )
-
-),
+changed_days as ({{ cdp.changed_export_days('marks', 'now_marks') }}),
 
 redo_everyone as (
 

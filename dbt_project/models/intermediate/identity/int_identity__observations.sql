@@ -1,9 +1,117 @@
 {#- Every identifier seen in every source record: one row per (record, identifier). Records
     holding two or more identifiers are the evidence that links them (docs/sources.md). `order_id`
     is an internal identifier: it ties a guest checkout to the device its GA4 purchase event
-    came from, and is never published. -#}
+    came from, and is never published.
+
+    Kept from build to build: a build recomputes only the records whose source rows changed
+    since the last one and replaces them whole (their old rows go, a record gone included),
+    so a night writes its own records instead of all of them again. Which records that is
+    comes from what the inputs looked like at the last build (`__marks`, cdp.input_marks):
+    the shop's customers and orders loaded since; every record of an email with events loaded
+    since, or of all emails when email events were replaced or deleted; every GA4 record of a
+    device with device days loaded since, or held by a recent export day that was replaced
+    (its devices are kept in `__recent_devices`); all survey records when the tab changed.
+    Everything when that would not be exact: on the first build and a full refresh, when the
+    project or its settings changed, when an identifier was erased, when an export day older
+    than the recent ones was replaced or lost rows. -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='delete+insert',
+        unique_key=['source', 'record_id'],
+        post_hook="{{ cdp.keep_observations_state() }}"
+    )
+}}
+-- depends_on: {{ source('privacy', 'erased_identifiers') }}
+
+{%- set incremental = is_incremental() and cdp.state_exists(['marks', 'recent_devices']) %}
 
 with
+
+{%- if incremental %}
+
+marks as (select * from {{ cdp.state_relation('marks') }}),
+
+now_marks as ({{ cdp.observations_marks() }}),
+
+since as (
+
+    select
+        max(mark) filter (where input = 'loaded:stg_shop__customers')::timestamptz as customers,
+        max(mark) filter (where input = 'loaded:stg_shop__orders')::timestamptz as orders,
+        max(mark) filter (where input = 'loaded:stg_shop__email_events')::timestamptz
+            as email_events,
+        max(mark) filter (where input = 'loaded:int_ga4__device_days')::timestamptz
+            as device_days
+    from marks
+
+),
+
+changed_days as ({{ cdp.changed_export_days('marks', 'now_marks') }}),
+
+redo as (
+
+    select
+        exists (
+            select input, mark from marks where input in ('definition', 'erased')
+            except
+            select input, mark from now_marks
+        )
+        or exists (
+            select 1 from changed_days
+            where export_day < (
+                select min(export_day) from {{ cdp.state_relation('recent_devices') }}
+            )
+                or not exists (select 1 from {{ cdp.state_relation('recent_devices') }})
+        ) as everything,
+        exists (
+            select input, mark from marks where input like 'table:%'
+            except
+            select input, mark from now_marks
+        ) as surveys,
+        -- an email event replaced or deleted leaves fewer of the rows loaded until then
+        (select max(mark) from marks where input = 'rows:stg_shop__email_events')
+        <> (
+            select count(*)::string from {{ ref('stg_shop__email_events') }}
+            where _loaded_at <= (select email_events from since)
+        ) as emails
+
+),
+
+changed_devices as (
+
+    select device_id from {{ ref('int_ga4__device_days') }}
+    where _loaded_at > (select device_days from since)
+    union
+    -- the devices a replaced export day held before
+    select device_id from {{ cdp.state_relation('recent_devices') }}
+    where export_day in (select export_day from changed_days)
+
+),
+
+changed_emails as (
+
+    select email from {{ ref('stg_shop__email_events') }}
+    where _loaded_at > (select email_events from since)
+
+),
+
+replaced as (
+
+    -- records that may be gone, of a source recomputed whole or of a changed device: they
+    -- are replaced whole like the records recomputed below, by a row without an identifier
+    -- that only marks the record (cdp.keep_observations_state drops it)
+    select source, record_id from {{ this }}
+    where (select everything from redo)
+        or (source = 'sheets.survey_responses' and (select surveys from redo))
+        or (source = 'shop.email_events' and (select emails from redo))
+        or (
+            source in ('ga4.events', 'ga4.purchase') and identifier_type = 'device'
+            and identifier_value in (select device_id from changed_devices)
+        )
+
+),
+{%- endif %}
 
 customers as (
 
@@ -18,6 +126,9 @@ customers as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__customers') }}
+    {%- if incremental %}
+    where _loaded_at > (select customers from since) or (select everything from redo)
+    {%- endif %}
 
 ),
 
@@ -34,6 +145,9 @@ orders as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(order_id as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__orders') }}
+    {%- if incremental %}
+    where _loaded_at > (select orders from since) or (select everything from redo)
+    {%- endif %}
 
 ),
 
@@ -50,6 +164,9 @@ ga4_logins as (
         device_id as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('int_ga4__device_days') }}
+    {%- if incremental %}
+    where device_id in (select device_id from changed_devices) or (select everything from redo)
+    {%- endif %}
     group by device_id, user_id
 
 ),
@@ -68,6 +185,12 @@ ga4_purchases as (
         transaction_id as order_id
     from {{ ref('stg_ga4__events') }}
     where event_name = 'purchase' and device_id is not null and transaction_id is not null
+    {%- if incremental %}
+        and (
+            device_id in (select device_id from changed_devices)
+            or (select everything from redo)
+        )
+    {%- endif %}
     group by device_id, transaction_id
 
 ),
@@ -85,6 +208,9 @@ surveys as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_sheets__survey_responses') }}
+    {%- if incremental %}
+    where (select everything or surveys from redo)
+    {%- endif %}
 
 ),
 
@@ -102,6 +228,12 @@ email_recipients as (
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__email_events') }}
     where email is not null
+    {%- if incremental %}
+        and (
+            email in (select email from changed_emails)
+            or (select everything or emails from redo)
+        )
+    {%- endif %}
     group by email
 
 ),
@@ -126,3 +258,14 @@ identifiers as (
 )
 
 select * from identifiers
+{%- if incremental %}
+union all
+select
+    source,
+    record_id,
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as {{ dbt.type_string() }}),
+    cast(null as timestamp with time zone),
+    cast(null as timestamp with time zone)
+from replaced
+{%- endif %}

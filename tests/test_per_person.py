@@ -1,6 +1,6 @@
 """Per-person models recompute only the persons touched since the last build, the observations
-only the records whose sources changed, and the marts still equal those of a full refresh on
-the same inputs."""
+and what is read from them only the records whose sources changed, and the marts still equal
+those of a full refresh on the same inputs."""
 
 import gzip
 import json
@@ -23,6 +23,8 @@ KEPT = [  # the models a build updates instead of computing them again
     "intermediate.int_customers__email_engagement",
     "intermediate.int_customers__profiles",
     "identity.int_identity__observations",
+    "identity.int_identity__nodes",
+    "identity.int_identity__record_identifiers",
 ]
 
 

@@ -58,15 +58,126 @@
     from {{ source('privacy', 'erased_identifiers') }}
 {% endmacro %}
 
-{#- Post-hook of int_identity__observations: drop the rows that only marked a record to
-    replace, and keep what the next build compares with (cdp.state_relation): `marks`, and
-    `recent_devices`, the devices of the export days the export may still replace. -#}
+{#- The rows int_identity__observations replaced since the models reading it last caught up:
+    every row taken out and every row put in (a record's rows before and after), with the
+    build (`_build`) that replaced them. A row without a source says: everything may have
+    changed (a build from scratch). int_identity__nodes and int_identity__record_identifiers
+    recompute the identifiers and records listed (everything without the table); the last
+    of them deletes the builds the first has applied (`int_identity__nodes__applied`). -#}
+{% macro observation_changes() %}
+  {%- set observations = ref('int_identity__observations') -%}
+  {{ return(api.Relation.create(database=observations.database, schema=observations.schema,
+      identifier=observations.identifier ~ '__changes', type='table')) }}
+{% endmacro %}
+
+{#- Incremental strategy `replace_records` (int_identity__observations): every record
+    (`unique_key`) the model returns is replaced whole and its old and new rows are listed in
+    `__changes`. A returned row whose identifier_type is null only names a record to take
+    out; one whose source is null says the model returned everything: then every row is
+    replaced, and `__changes` says so with a row of its own. -#}
+{% macro get_incremental_replace_records_sql(arg_dict) %}
+  {%- set target = arg_dict['target_relation'] -%}
+  {%- set source = arg_dict['temp_relation'] -%}
+  {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+  {%- set changes = api.Relation.create(database=target.database, schema=target.schema,
+        identifier=target.identifier ~ '__changes', type='table') -%}
+  {%- set same_record = [] -%}
+  {%- for key in arg_dict['unique_key'] -%}
+    {%- do same_record.append('replaced.' ~ key ~ ' = ' ~ target ~ '.' ~ key) -%}
+  {%- endfor -%}
+  {%- set replaced = 'exists (select 1 from ' ~ source ~ ' as replaced where '
+        ~ same_record | join(' and ') ~ ')' -%}
+  {%- set everything = 'exists (select 1 from ' ~ source ~ ' where source is null)' -%}
+    create table if not exists {{ changes }} as
+    select {{ columns }}, '' as _build from {{ target }} where 1 = 0;
+    insert into {{ changes }} ({{ columns }}, _build)
+    select {{ columns }}, '{{ invocation_id }}' from {{ source }} where source is null;
+    insert into {{ changes }}
+    select {{ columns }}, '{{ invocation_id }}' from {{ target }}
+    where not {{ everything }} and {{ replaced }};
+    delete from {{ target }} where {{ everything }} or {{ replaced }};
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }} where identifier_type is not null;
+    insert into {{ changes }}
+    select {{ columns }}, '{{ invocation_id }}' from {{ source }}
+    where identifier_type is not null and not {{ everything }}
+{% endmacro %}
+
+{#- Post-hook of int_identity__observations: what the next build compares with
+    (cdp.state_relation): `marks`, and `recent_devices`, the devices of the export days the
+    export may still replace. After a build from scratch, `__changes` says everything. -#}
 {% macro keep_observations_state() %}
   {%- if target.type == 'duckdb' -%}
-    delete from {{ this }} where identifier_type is null;
+    {%- set changes = cdp.state_relation('changes') -%}
+    {%- if should_full_refresh() or adapter.get_relation(database=changes.database,
+          schema=changes.schema, identifier=changes.identifier) is none %}
+    create or replace table {{ changes }} as
+    select *, '' as _build from {{ this }} where 1 = 0
+    union all
+    select null, null, null, null, null, null, '{{ invocation_id }}';
+    {%- endif %}
     create or replace table {{ cdp.state_relation('recent_devices') }} as
     {{ cdp.recent_devices() }};
     create or replace table {{ cdp.state_relation('marks') }} as
     {{ cdp.observations_marks() }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- Filter of a model reading int_identity__observations: on an incremental build, only the
+    rows whose `keys` (columns of the observations, as `alias`.column) are listed in
+    `__changes`; every row without that table or after a build from scratch. -#}
+{% macro changed_observations_only(keys, alias='observations') %}
+  {%- set changes = cdp.observation_changes() -%}
+  {%- if not is_incremental() or adapter.get_relation(database=changes.database,
+        schema=changes.schema, identifier=changes.identifier) is none -%}
+    true
+  {%- else -%}
+    ({{ alias }}.{{ keys | join(', ' ~ alias ~ '.') }}) in (
+        select {{ keys | join(', ') }} from {{ changes }}
+    )
+    or exists (select 1 from {{ changes }} where source is null)
+  {%- endif -%}
+{% endmacro %}
+
+{#- Pre-hook of a model kept with cdp.changed_observations_only: the rows of the listed
+    `identifiers` (int_identity__nodes) or `records` (int_identity__record_identifiers) go. -#}
+{% macro forget_changed_observations(rows) %}
+  {%- set key, keys = {
+        'identifiers': ('identifier_type, identifier_value', 'identifier_type, identifier_value'),
+        'records': ('record', "source || ':' || record_id")}[rows] -%}
+  {%- set changes = cdp.observation_changes() -%}
+  {%- if adapter.get_relation(database=changes.database, schema=changes.schema,
+        identifier=changes.identifier) is none -%}
+    delete from {{ this }}
+  {%- else -%}
+    delete from {{ this }}
+    where ({{ key }}) in (select {{ keys }} from {{ changes }})
+        or exists (select 1 from {{ changes }} where source is null)
+  {%- endif -%}
+{% endmacro %}
+
+{#- Post-hook of int_identity__nodes: the builds of `__changes` it has applied. -#}
+{% macro keep_applied_observation_changes() %}
+  {%- set changes = cdp.observation_changes() -%}
+  {%- if target.type == 'duckdb' and adapter.get_relation(database=changes.database,
+        schema=changes.schema, identifier=changes.identifier) is not none -%}
+    create or replace table {{ cdp.state_relation('applied') }} as
+    select distinct _build from {{ changes }}
+  {%- endif -%}
+{% endmacro %}
+
+{#- Post-hook of int_identity__record_identifiers, the last model to read `__changes`: the
+    builds both it and int_identity__nodes have applied are done with. -#}
+{% macro forget_applied_observation_changes() %}
+  {%- set changes = cdp.observation_changes() -%}
+  {%- set nodes = ref('int_identity__nodes') -%}
+  {%- set applied = api.Relation.create(database=nodes.database, schema=nodes.schema,
+        identifier=nodes.identifier ~ '__applied', type='table') -%}
+  {%- if target.type == 'duckdb'
+        and adapter.get_relation(database=changes.database, schema=changes.schema,
+                                 identifier=changes.identifier) is not none
+        and adapter.get_relation(database=applied.database, schema=applied.schema,
+                                 identifier=applied.identifier) is not none -%}
+    delete from {{ changes }} where _build in (select _build from {{ applied }})
   {%- endif -%}
 {% endmacro %}

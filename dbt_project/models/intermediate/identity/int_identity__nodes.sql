@@ -1,7 +1,17 @@
 {#- Every distinct identifier: the nodes of the identity graph. A node's number is derived from
     the identifier alone, so it is the same in every run and every warehouse; that is what lets
     the connected components be kept from run to run and recomputed only where links changed.
-    Two identifiers meeting on one number would fail the uniqueness test of `node`. -#}
+    Two identifiers meeting on one number would fail the uniqueness test of `node`.
+    Kept from build to build: a build recomputes only the identifiers of the observations
+    replaced since it last ran (int_identity__observations__changes). -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='append',
+        pre_hook="{{ cdp.forget_changed_observations('identifiers') if is_incremental() }}",
+        post_hook="{{ cdp.keep_applied_observation_changes() }}"
+    )
+}}
 
 select
     {{ cdp.identifier_number('identifier_type', 'identifier_value') }} as node,
@@ -9,5 +19,6 @@ select
     identifier_value,
     min(first_seen_at) as first_seen_at,
     max(last_seen_at) as last_seen_at
-from {{ ref('int_identity__observations') }}
+from {{ ref('int_identity__observations') }} as observations
+where {{ cdp.changed_observations_only(['identifier_type', 'identifier_value']) }}
 group by identifier_type, identifier_value

@@ -13,24 +13,41 @@
     (its devices are kept in `__recent_devices`); all survey records when the tab changed.
     Everything when that would not be exact: on the first build and a full refresh, when the
     project or its settings changed, when an identifier was erased, when an export day older
-    than the recent ones was replaced or lost rows. -#}
+    than the recent ones was replaced or lost rows. The rows replaced, before and after, are
+    listed in `__changes` for the models that read this one (cdp.observation_changes). -#}
 {{
     config(
         materialized=cdp.incremental_on_duckdb(),
-        incremental_strategy='delete+insert',
+        incremental_strategy='replace_records',
         unique_key=['source', 'record_id'],
         post_hook="{{ cdp.keep_observations_state() }}"
     )
 }}
 -- depends_on: {{ source('privacy', 'erased_identifiers') }}
 
-{%- set incremental = is_incremental() and cdp.state_exists(['marks', 'recent_devices']) %}
+{%- set incremental = is_incremental() %}
+{%- set kept_state = cdp.state_exists(['marks', 'recent_devices']) %}
 
 with
 
 {%- if incremental %}
 
-marks as (select * from {{ cdp.state_relation('marks') }}),
+{%- if kept_state %}
+
+marks as (select input, mark from {{ cdp.state_relation('marks') }}),
+
+recent_devices as (select * from {{ cdp.state_relation('recent_devices') }}),
+
+{%- else %}
+
+-- no state kept (a table built before it was kept): everything
+marks as (select cast(null as varchar) as input, cast(null as varchar) as mark where 1 = 0),
+
+recent_devices as (
+    select cast(null as date) as export_day, cast(null as varchar) as device_id where 1 = 0
+),
+
+{%- endif %}
 
 now_marks as ({{ cdp.observations_marks() }}),
 
@@ -52,7 +69,8 @@ changed_days as ({{ cdp.changed_export_days('marks', 'now_marks') }}),
 redo as (
 
     select
-        exists (
+        not exists (select 1 from marks)
+        or exists (
             select input, mark from marks where input in ('definition', 'erased')
             except
             select input, mark from now_marks
@@ -60,9 +78,9 @@ redo as (
         or exists (
             select 1 from changed_days
             where export_day < (
-                select min(export_day) from {{ cdp.state_relation('recent_devices') }}
+                select min(export_day) from recent_devices
             )
-                or not exists (select 1 from {{ cdp.state_relation('recent_devices') }})
+                or not exists (select 1 from recent_devices)
         ) as everything,
         exists (
             select input, mark from marks where input like 'table:%'
@@ -84,7 +102,7 @@ changed_devices as (
     where _loaded_at > (select device_days from since)
     union
     -- the devices a replaced export day held before
-    select device_id from {{ cdp.state_relation('recent_devices') }}
+    select device_id from recent_devices
     where export_day in (select export_day from changed_days)
 
 ),
@@ -98,17 +116,19 @@ changed_emails as (
 
 replaced as (
 
-    -- records that may be gone, of a source recomputed whole or of a changed device: they
-    -- are replaced whole like the records recomputed below, by a row without an identifier
-    -- that only marks the record (cdp.keep_observations_state drops it)
+    -- records that may be gone, of a source recomputed whole or of a changed device: a row
+    -- without an identifier names each, to be replaced like the records recomputed below;
+    -- one without a source says everything is (incremental strategy replace_records,
+    -- macros/identity/observations.sql)
     select source, record_id from {{ this }}
-    where (select everything from redo)
-        or (source = 'sheets.survey_responses' and (select surveys from redo))
+    where (source = 'sheets.survey_responses' and (select surveys from redo))
         or (source = 'shop.email_events' and (select emails from redo))
         or (
             source in ('ga4.events', 'ga4.purchase') and identifier_type = 'device'
             and identifier_value in (select device_id from changed_devices)
         )
+    union all
+    select null, null where (select everything from redo)
 
 ),
 {%- endif %}

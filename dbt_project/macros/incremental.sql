@@ -36,16 +36,22 @@
       identifier=this.identifier ~ '__' ~ part, type='table')) }}
 {%- endmacro -%}
 
+{#- Whether a table exists, asked of the warehouse rather than dbt's cache of relations, which
+    does not know the tables hooks and other models' state made during this build. -#}
+{%- macro relation_exists(relation) -%}
+  {%- if not execute -%}{{ return(false) }}{%- endif -%}
+  {%- set found = run_query("select count(*) from information_schema.tables"
+        ~ " where table_catalog = '" ~ relation.database ~ "' and table_schema = '"
+        ~ relation.schema ~ "' and table_name = '" ~ relation.identifier ~ "'") -%}
+  {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro -%}
+
 {#- Whether every listed part of this model's state exists (it does not before the first
     build, nor on Spark, which keeps no state). -#}
 {%- macro state_exists(parts) -%}
   {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
   {%- for part in parts -%}
-    {%- set relation = cdp.state_relation(part) -%}
-    {%- if adapter.get_relation(database=relation.database, schema=relation.schema,
-                                identifier=relation.identifier) is none -%}
-      {{ return(false) }}
-    {%- endif -%}
+    {%- if not cdp.relation_exists(cdp.state_relation(part)) -%}{{ return(false) }}{%- endif -%}
   {%- endfor -%}
   {{ return(true) }}
 {%- endmacro -%}

@@ -109,8 +109,7 @@
 {% macro keep_observations_state() %}
   {%- if target.type == 'duckdb' -%}
     {%- set changes = cdp.state_relation('changes') -%}
-    {%- if should_full_refresh() or adapter.get_relation(database=changes.database,
-          schema=changes.schema, identifier=changes.identifier) is none %}
+    {%- if should_full_refresh() or not cdp.relation_exists(changes) %}
     create or replace table {{ changes }} as
     select *, '' as _build from {{ this }} where 1 = 0
     union all
@@ -123,44 +122,48 @@
   {%- endif -%}
 {% endmacro %}
 
+{#- Whether `__changes` lists what to recompute: false without the table (observations
+    written by other means) or when it holds a build from scratch; then everything is. Asked
+    of the warehouse, not dbt's cache: the table may have been made by this same build. -#}
+{% macro observation_changes_listed() %}
+  {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
+  {%- set changes = cdp.observation_changes() -%}
+  {%- if not cdp.relation_exists(changes) -%}{{ return(false) }}{%- endif -%}
+  {%- set everything = run_query('select count(*) from ' ~ changes ~ ' where source is null')
+        .columns[0].values()[0] -%}
+  {{ return(everything | int == 0) }}
+{% endmacro %}
+
 {#- Filter of a model reading int_identity__observations: on an incremental build, only the
     rows whose `keys` (columns of the observations, as `alias`.column) are listed in
-    `__changes`; every row without that table or after a build from scratch. -#}
+    `__changes`; every row when that does not list them. -#}
 {% macro changed_observations_only(keys, alias='observations') %}
-  {%- set changes = cdp.observation_changes() -%}
-  {%- if not is_incremental() or adapter.get_relation(database=changes.database,
-        schema=changes.schema, identifier=changes.identifier) is none -%}
-    true
-  {%- else -%}
+  {%- if is_incremental() and cdp.observation_changes_listed() -%}
     ({{ alias }}.{{ keys | join(', ' ~ alias ~ '.') }}) in (
-        select {{ keys | join(', ') }} from {{ changes }}
+        select {{ keys | join(', ') }} from {{ cdp.observation_changes() }}
     )
-    or exists (select 1 from {{ changes }} where source is null)
+  {%- else -%}
+    true
   {%- endif -%}
 {% endmacro %}
 
 {#- Pre-hook of a model kept with cdp.changed_observations_only: the rows of the listed
-    `identifiers` (int_identity__nodes) or `records` (int_identity__record_identifiers) go. -#}
+    `identifiers` (int_identity__nodes) or `records` (int_identity__record_identifiers) go,
+    every row when `__changes` does not list them. -#}
 {% macro forget_changed_observations(rows) %}
   {%- set key, keys = {
         'identifiers': ('identifier_type, identifier_value', 'identifier_type, identifier_value'),
         'records': ('record', "source || ':' || record_id")}[rows] -%}
-  {%- set changes = cdp.observation_changes() -%}
-  {%- if adapter.get_relation(database=changes.database, schema=changes.schema,
-        identifier=changes.identifier) is none -%}
     delete from {{ this }}
-  {%- else -%}
-    delete from {{ this }}
-    where ({{ key }}) in (select {{ keys }} from {{ changes }})
-        or exists (select 1 from {{ changes }} where source is null)
+  {%- if cdp.observation_changes_listed() %}
+    where ({{ key }}) in (select {{ keys }} from {{ cdp.observation_changes() }})
   {%- endif -%}
 {% endmacro %}
 
 {#- Post-hook of int_identity__nodes: the builds of `__changes` it has applied. -#}
 {% macro keep_applied_observation_changes() %}
   {%- set changes = cdp.observation_changes() -%}
-  {%- if target.type == 'duckdb' and adapter.get_relation(database=changes.database,
-        schema=changes.schema, identifier=changes.identifier) is not none -%}
+  {%- if target.type == 'duckdb' and cdp.relation_exists(changes) -%}
     create or replace table {{ cdp.state_relation('applied') }} as
     select distinct _build from {{ changes }}
   {%- endif -%}
@@ -173,11 +176,8 @@
   {%- set nodes = ref('int_identity__nodes') -%}
   {%- set applied = api.Relation.create(database=nodes.database, schema=nodes.schema,
         identifier=nodes.identifier ~ '__applied', type='table') -%}
-  {%- if target.type == 'duckdb'
-        and adapter.get_relation(database=changes.database, schema=changes.schema,
-                                 identifier=changes.identifier) is not none
-        and adapter.get_relation(database=applied.database, schema=applied.schema,
-                                 identifier=applied.identifier) is not none -%}
+  {%- if target.type == 'duckdb' and cdp.relation_exists(changes)
+        and cdp.relation_exists(applied) -%}
     delete from {{ changes }} where _build in (select _build from {{ applied }})
   {%- endif -%}
 {% endmacro %}

@@ -29,7 +29,7 @@
   {%- set max_rounds = config.get('max_rounds', 100) | int -%}
   {%- set work = {} -%}
   {%- for part in ['input', 'edges', 'parent', 'grand', 'moving', 'settled', 'links',
-                   'touched', 'result'] -%}
+                   'changed', 'touched', 'result'] -%}
     {%- do work.update({part: cdp.cc_work_relation(part)}) -%}
   {%- endfor -%}
   {%- for relation in work.values() -%}{{ drop_relation_if_exists(relation) }}{%- endfor -%}
@@ -49,15 +49,17 @@
         ~ 'greatest(a, coalesce(b, a)) as b from (' ~ sql ~ ') as given') }}
   {%- endcall %}
   {%- if incremental -%}
-    {#- the nodes to recompute: the ends of every link added or gone, and the components
-        they were in -#}
+    {#- the links added or gone (one join of the two sets instead of two differences), then
+        the nodes to recompute: their ends, and the components they were in -#}
+    {% do run_query(cdp.cc_replace(work.changed, '
+        select coalesce(now.a, before.a) as a, coalesce(now.b, before.b) as b,
+            before.a is null as added
+        from ' ~ work.links ~ ' as now
+        full join ' ~ previous_links ~ ' as before on now.a = before.a and now.b = before.b
+        where now.a is null or before.a is null')) %}
     {% do run_query(cdp.cc_replace(work.touched, '
-        with changed as (
-            (select a, b from ' ~ work.links ~ ' except select a, b from ' ~ previous_links ~ ')
-            union all
-            (select a, b from ' ~ previous_links ~ ' except select a, b from ' ~ work.links ~ ')
-        ),
-        ends as (select a as node from changed union select b from changed)
+        with ends as (select a as node from ' ~ work.changed ~ ' union select b from '
+            ~ work.changed ~ ')
         select node from ends
         union
         select node from ' ~ existing_relation ~ ' where label in (
@@ -115,18 +117,31 @@
   {% do run_query(cdp.cc_replace(build, 'select ' ~ ('false' if incremental else 'true')
       ~ ' as full_recompute, (select count(*) from ' ~ work.settled ~ ') as recomputed_nodes')) %}
 
-  {%- if incremental -%}
-    {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled
-        ~ ' union all select node, label from ' ~ existing_relation
-        ~ ' where node not in (select node from ' ~ work.touched ~ ')')) %}
+  {%- if incremental and target.type == 'duckdb' -%}
+    {#- in place: a build's changes are few, the table and its links millions of rows -#}
+    {% do run_query('delete from ' ~ existing_relation ~ ' where node in (select node from '
+        ~ work.touched ~ ')') %}
+    {% do run_query('insert into ' ~ existing_relation ~ ' select node, label from '
+        ~ work.settled) %}
+    {% do run_query('delete from ' ~ previous_links ~ ' where (a, b) in (select a, b from '
+        ~ work.changed ~ ' where not added)') %}
+    {% do run_query('insert into ' ~ previous_links ~ ' select a, b from ' ~ work.changed
+        ~ ' where added') %}
   {%- else -%}
-    {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled)) %}
+    {%- if incremental -%}
+      {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled
+          ~ ' union all select node, label from ' ~ existing_relation
+          ~ ' where node not in (select node from ' ~ work.touched ~ ')')) %}
+    {%- else -%}
+      {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled)) %}
+    {%- endif %}
+    {#- the table and the links it was computed from are replaced together -#}
+    {{ drop_relation_if_exists(existing_relation) }}
+    {{ drop_relation_if_exists(previous_links) }}
+    {% do run_query('create table ' ~ target_relation ~ ' as select node, label from '
+        ~ work.result) %}
+    {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
   {%- endif %}
-  {#- the table and the links it was computed from are replaced together -#}
-  {{ drop_relation_if_exists(existing_relation) }}
-  {{ drop_relation_if_exists(previous_links) }}
-  {% do run_query('create table ' ~ target_relation ~ ' as select node, label from ' ~ work.result) %}
-  {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
   {%- for relation in work.values() -%}
     {{ drop_relation_if_exists(relation) }}
   {%- endfor -%}

@@ -58,12 +58,65 @@
     from {{ source('privacy', 'erased_identifiers') }}
 {% endmacro %}
 
+{#- What an incremental build of int_identity__observations recomputes, decided before it runs
+    from the inputs' marks of the last build and of now: `everything` (no state kept, a
+    changed project, setting or erasure, or a changed export day older than the recent ones),
+    `surveys` (the tab changed), `emails` (an email event replaced or deleted, so fewer rows
+    loaded until the last build are left) and `changed_days` (the recent export days
+    replaced or short of rows). Decided here rather than in the model's SQL: a filter such as
+    `device_id in (...) or everything` makes the engine scan and test every row. -#}
+{% macro observations_redo() %}
+  {%- set all = {'everything': true, 'surveys': true, 'emails': true, 'changed_days': []} -%}
+  {%- if not execute or not cdp.state_exists(['marks', 'recent_devices']) -%}
+    {{ return(all) }}
+  {%- endif -%}
+  {%- set recent_devices = cdp.state_relation('recent_devices') -%}
+  {%- set query -%}
+    with
+    marks as (select input, mark from {{ cdp.state_relation('marks') }}),
+    now_marks as ({{ cdp.observations_marks() }}),
+    changed_days as ({{ cdp.changed_export_days('marks', 'now_marks') }})
+    select
+        not exists (select 1 from marks)
+        or exists (
+            select input, mark from marks where input in ('definition', 'erased')
+            except
+            select input, mark from now_marks
+        )
+        or exists (
+            select 1 from changed_days
+            where export_day < (select min(export_day) from {{ recent_devices }})
+                or not exists (select 1 from {{ recent_devices }})
+        ),
+        exists (
+            select input, mark from marks where input like 'table:%'
+            except
+            select input, mark from now_marks
+        ),
+        coalesce(
+            (select max(mark) from marks where input = 'rows:stg_shop__email_events')
+            <> (
+                select count(*)::string from {{ ref('stg_shop__email_events') }}
+                where _loaded_at <= (
+                    select max(mark)::timestamptz from marks
+                    where input = 'loaded:stg_shop__email_events'
+                )
+            ),
+            true
+        ),
+        coalesce((select string_agg(export_day::string, ',') from changed_days), '')
+  {%- endset -%}
+  {%- set row = run_query(query).rows[0] -%}
+  {{ return({'everything': row[0], 'surveys': row[1], 'emails': row[2],
+             'changed_days': (row[3] | string).split(',') if row[3] else []}) }}
+{% endmacro %}
+
 {#- The rows int_identity__observations replaced since the models reading it last caught up:
     every row taken out and every row put in (a record's rows before and after), with the
     build (`_build`) that replaced them. A row without a source says: everything may have
-    changed (a build from scratch). int_identity__nodes and int_identity__record_identifiers
-    recompute the identifiers and records listed (everything without the table); the last
-    of them deletes the builds the first has applied (`int_identity__nodes__applied`). -#}
+    changed (a build from scratch). The models that read it (cdp.observation_change_readers)
+    recompute what is listed (everything without the table); a build's rows go once every
+    reader has applied them (cdp.observation_changes_applied). -#}
 {% macro observation_changes() %}
   {%- set observations = ref('int_identity__observations') -%}
   {{ return(api.Relation.create(database=observations.database, schema=observations.schema,
@@ -74,33 +127,36 @@
     (`unique_key`) the model returns is replaced whole and its old and new rows are listed in
     `__changes`. A returned row whose identifier_type is null only names a record to take
     out; one whose source is null says the model returned everything: then every row is
-    replaced, and `__changes` says so with a row of its own. -#}
+    replaced, and `__changes` says so with a row of its own. Which of the two it is is asked
+    first: a delete `where everything or same record` makes the engine test every row. -#}
 {% macro get_incremental_replace_records_sql(arg_dict) %}
   {%- set target = arg_dict['target_relation'] -%}
   {%- set source = arg_dict['temp_relation'] -%}
   {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   {%- set changes = api.Relation.create(database=target.database, schema=target.schema,
         identifier=target.identifier ~ '__changes', type='table') -%}
-  {%- set same_record = [] -%}
-  {%- for key in arg_dict['unique_key'] -%}
-    {%- do same_record.append('replaced.' ~ key ~ ' = ' ~ target ~ '.' ~ key) -%}
-  {%- endfor -%}
-  {%- set replaced = 'exists (select 1 from ' ~ source ~ ' as replaced where '
-        ~ same_record | join(' and ') ~ ')' -%}
-  {%- set everything = 'exists (select 1 from ' ~ source ~ ' where source is null)' -%}
+  {%- set keys = arg_dict['unique_key'] | join(', ') -%}
+  {%- set everything = run_query('select count(*) from ' ~ source ~ ' where source is null')
+        .columns[0].values()[0] | int > 0 -%}
     create table if not exists {{ changes }} as
     select {{ columns }}, '' as _build from {{ target }} where 1 = 0;
+  {%- if everything %}
     insert into {{ changes }} ({{ columns }}, _build)
     select {{ columns }}, '{{ invocation_id }}' from {{ source }} where source is null;
+    delete from {{ target }};
+  {%- else %}
     insert into {{ changes }}
     select {{ columns }}, '{{ invocation_id }}' from {{ target }}
-    where not {{ everything }} and {{ replaced }};
-    delete from {{ target }} where {{ everything }} or {{ replaced }};
+    where ({{ keys }}) in (select {{ keys }} from {{ source }});
+    delete from {{ target }} where ({{ keys }}) in (select {{ keys }} from {{ source }});
+  {%- endif %}
     insert into {{ target }} ({{ columns }})
-    select {{ columns }} from {{ source }} where identifier_type is not null;
+    select {{ columns }} from {{ source }} where identifier_type is not null
+  {%- if not everything %};
     insert into {{ changes }}
     select {{ columns }}, '{{ invocation_id }}' from {{ source }}
-    where identifier_type is not null and not {{ everything }}
+    where identifier_type is not null
+  {%- endif %}
 {% endmacro %}
 
 {#- Post-hook of int_identity__observations: what the next build compares with
@@ -147,37 +203,46 @@
   {%- endif -%}
 {% endmacro %}
 
-{#- Pre-hook of a model kept with cdp.changed_observations_only: the rows of the listed
-    `identifiers` (int_identity__nodes) or `records` (int_identity__record_identifiers) go,
-    every row when `__changes` does not list them. -#}
+{#- Pre-hook of a model that recomputes what `__changes` lists: the rows of the listed
+    `identifiers` (int_identity__nodes), `records` (int_identity__record_identifiers) or
+    `nodes` (int_identity__blocked_identifiers) go, every row when it does not list them. -#}
 {% macro forget_changed_observations(rows) %}
   {%- set key, keys = {
         'identifiers': ('identifier_type, identifier_value', 'identifier_type, identifier_value'),
-        'records': ('record', "source || ':' || record_id")}[rows] -%}
+        'records': ('record', "source || ':' || record_id"),
+        'nodes': ('node', cdp.identifier_number('identifier_type', 'identifier_value'))}[rows] -%}
     delete from {{ this }}
   {%- if cdp.observation_changes_listed() %}
     where ({{ key }}) in (select {{ keys }} from {{ cdp.observation_changes() }})
   {%- endif -%}
 {% endmacro %}
 
-{#- Post-hook of int_identity__nodes: the builds of `__changes` it has applied. -#}
-{% macro keep_applied_observation_changes() %}
-  {%- set changes = cdp.observation_changes() -%}
-  {%- if target.type == 'duckdb' and cdp.relation_exists(changes) -%}
-    create or replace table {{ cdp.state_relation('applied') }} as
-    select distinct _build from {{ changes }}
-  {%- endif -%}
+{#- The models that recompute only what `__changes` lists. -#}
+{% macro observation_change_readers() %}
+  {{ return(['int_identity__nodes', 'int_identity__record_identifiers',
+             'int_identity__blocked_identifiers']) }}
 {% endmacro %}
 
-{#- Post-hook of int_identity__record_identifiers, the last model to read `__changes`: the
-    builds both it and int_identity__nodes have applied are done with. -#}
-{% macro forget_applied_observation_changes() %}
+{#- Post-hook of each reader of `__changes`: the builds it has applied (`<model>__applied`);
+    the builds every reader has applied are done with and go. A build that stops between
+    two readers, or one reader built by hand, therefore loses nothing. -#}
+{% macro observation_changes_applied() %}
   {%- set changes = cdp.observation_changes() -%}
-  {%- set nodes = ref('int_identity__nodes') -%}
-  {%- set applied = api.Relation.create(database=nodes.database, schema=nodes.schema,
-        identifier=nodes.identifier ~ '__applied', type='table') -%}
-  {%- if target.type == 'duckdb' and cdp.relation_exists(changes)
-        and cdp.relation_exists(applied) -%}
-    delete from {{ changes }} where _build in (select _build from {{ applied }})
+  {%- if target.type == 'duckdb' and cdp.relation_exists(changes) -%}
+    {%- set others, missing = [], [] -%}
+    {%- for reader in cdp.observation_change_readers() if reader != this.identifier -%}
+      {%- set applied = api.Relation.create(database=this.database, schema=this.schema,
+            identifier=reader ~ '__applied', type='table') -%}
+      {%- do (others if cdp.relation_exists(applied) else missing).append(applied) -%}
+    {%- endfor %}
+    create or replace table {{ cdp.state_relation('applied') }} as
+    select distinct _build from {{ changes }}
+    {%- if not missing %}
+    ;
+    delete from {{ changes }} where
+    {%- for relation in others %}
+        _build in (select _build from {{ relation }}){{ ' and' if not loop.last }}
+    {%- endfor %}
+    {%- endif %}
   {%- endif -%}
 {% endmacro %}

@@ -1,10 +1,50 @@
 {#- Merge protection, first part: identifiers that are not a person's (seed
     identity_blocklist) and emails or phones shared by more partners than their limit (var
-    identity.limits). Shared devices follow in int_identity__guard_audit. -#}
+    identity.limits). Shared devices follow in int_identity__guard_audit.
+    Kept from build to build: a build judges again only the identifiers of the observations
+    replaced since it last ran (int_identity__observations__changes). No other identifier's
+    partners changed: an identifier's partners are those of the records holding it. -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='append',
+        pre_hook="{{ cdp.forget_changed_observations('nodes') if is_incremental() }}",
+        post_hook="{{ cdp.observation_changes_applied() }}"
+    )
+}}
+-- depends_on: {{ ref('int_identity__observations') }}
+
+{%- set listed = is_incremental() and cdp.observation_changes_listed() %}
 
 with
 
+{%- if listed %}
+
+changed_nodes as (
+
+    select distinct {{ cdp.identifier_number('identifier_type', 'identifier_value') }} as node
+    from {{ cdp.observation_changes() }}
+
+),
+
+-- materialized: inlined, the engine joins every record's identifiers before it filters
+nodes as materialized (
+    select * from {{ ref('int_identity__nodes') }}
+    where node in (select node from changed_nodes)
+),
+
+members as materialized (
+    select * from {{ ref('int_identity__record_identifiers') }}
+    where node in (select node from changed_nodes)
+),
+
+{%- else %}
+
 nodes as (select * from {{ ref('int_identity__nodes') }}),
+
+members as (select * from {{ ref('int_identity__record_identifiers') }}),
+
+{%- endif %}
 
 record_identifiers as (select * from {{ ref('int_identity__record_identifiers') }}),
 
@@ -61,7 +101,7 @@ over_limit as (
         'limit' as rule,
         '{{ kind }} shared by ' || count(distinct partner.node)
         || ' {{ partner }}s (limit {{ limit }})' as reason
-    from record_identifiers as member
+    from members as member
     inner join record_identifiers as partner
         on member.record = partner.record and partner.identifier_type = '{{ partner }}'
     where member.identifier_type = '{{ kind }}'

@@ -9,7 +9,7 @@
         materialized=cdp.incremental_on_duckdb(),
         incremental_strategy='append',
         pre_hook="{{ cdp.forget_changed_observations('identifiers') if is_incremental() }}",
-        post_hook="{{ cdp.keep_applied_observation_changes() }}"
+        post_hook="{{ cdp.observation_changes_applied() }}"
     )
 }}
 

@@ -26,30 +26,12 @@
 -- depends_on: {{ source('privacy', 'erased_identifiers') }}
 
 {%- set incremental = is_incremental() %}
-{%- set kept_state = cdp.state_exists(['marks', 'recent_devices']) %}
+{%- set redo = cdp.observations_redo() if incremental else none %}
+{%- set partly = incremental and not redo.everything %}
 
 with
 
-{%- if incremental %}
-
-{%- if kept_state %}
-
-marks as (select input, mark from {{ cdp.state_relation('marks') }}),
-
-recent_devices as (select * from {{ cdp.state_relation('recent_devices') }}),
-
-{%- else %}
-
--- no state kept (a table built before it was kept): everything
-marks as (select cast(null as varchar) as input, cast(null as varchar) as mark where 1 = 0),
-
-recent_devices as (
-    select cast(null as date) as export_day, cast(null as varchar) as device_id where 1 = 0
-),
-
-{%- endif %}
-
-now_marks as ({{ cdp.observations_marks() }}),
+{%- if partly %}
 
 since as (
 
@@ -60,39 +42,7 @@ since as (
             as email_events,
         max(mark) filter (where input = 'loaded:int_ga4__device_days')::timestamptz
             as device_days
-    from marks
-
-),
-
-changed_days as ({{ cdp.changed_export_days('marks', 'now_marks') }}),
-
-redo as (
-
-    select
-        not exists (select 1 from marks)
-        or exists (
-            select input, mark from marks where input in ('definition', 'erased')
-            except
-            select input, mark from now_marks
-        )
-        or exists (
-            select 1 from changed_days
-            where export_day < (
-                select min(export_day) from recent_devices
-            )
-                or not exists (select 1 from recent_devices)
-        ) as everything,
-        exists (
-            select input, mark from marks where input like 'table:%'
-            except
-            select input, mark from now_marks
-        ) as surveys,
-        -- an email event replaced or deleted leaves fewer of the rows loaded until then
-        (select max(mark) from marks where input = 'rows:stg_shop__email_events')
-        <> (
-            select count(*)::string from {{ ref('stg_shop__email_events') }}
-            where _loaded_at <= (select email_events from since)
-        ) as emails
+    from {{ cdp.state_relation('marks') }}
 
 ),
 
@@ -100,10 +50,14 @@ changed_devices as (
 
     select device_id from {{ ref('int_ga4__device_days') }}
     where _loaded_at > (select device_days from since)
+    {%- if redo.changed_days %}
     union
     -- the devices a replaced export day held before
-    select device_id from recent_devices
-    where export_day in (select export_day from changed_days)
+    select device_id from {{ cdp.state_relation('recent_devices') }}
+    where export_day in (
+        {%- for day in redo.changed_days %}'{{ day }}'::date{{ ', ' if not loop.last }}{% endfor -%}
+    )
+    {%- endif %}
 
 ),
 
@@ -117,20 +71,27 @@ changed_emails as (
 replaced as (
 
     -- records that may be gone, of a source recomputed whole or of a changed device: a row
-    -- without an identifier names each, to be replaced like the records recomputed below;
-    -- one without a source says everything is (incremental strategy replace_records,
-    -- macros/identity/observations.sql)
+    -- without an identifier names each, to be replaced like the records recomputed below
+    -- (incremental strategy replace_records, macros/identity/observations.sql)
     select source, record_id from {{ this }}
-    where (source = 'sheets.survey_responses' and (select surveys from redo))
-        or (source = 'shop.email_events' and (select emails from redo))
-        or (
-            source in ('ga4.events', 'ga4.purchase') and identifier_type = 'device'
-            and identifier_value in (select device_id from changed_devices)
-        )
+    where source in ('ga4.events', 'ga4.purchase') and identifier_type = 'device'
+        and identifier_value in (select device_id from changed_devices)
+    {%- if redo.surveys %}
     union all
-    select null, null where (select everything from redo)
+    select source, record_id from {{ this }} where source = 'sheets.survey_responses'
+    {%- endif %}
+    {%- if redo.emails %}
+    union all
+    select source, record_id from {{ this }} where source = 'shop.email_events'
+    {%- endif %}
 
 ),
+
+{%- elif incremental %}
+
+-- everything is recomputed: a row without a source says so (replace_records)
+replaced as (select null as source, null as record_id),
+
 {%- endif %}
 
 customers as (
@@ -146,8 +107,8 @@ customers as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__customers') }}
-    {%- if incremental %}
-    where _loaded_at > (select customers from since) or (select everything from redo)
+    {%- if partly %}
+    where _loaded_at > (select customers from since)
     {%- endif %}
 
 ),
@@ -165,8 +126,8 @@ orders as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(order_id as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__orders') }}
-    {%- if incremental %}
-    where _loaded_at > (select orders from since) or (select everything from redo)
+    {%- if partly %}
+    where _loaded_at > (select orders from since)
     {%- endif %}
 
 ),
@@ -184,8 +145,8 @@ ga4_logins as (
         device_id as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('int_ga4__device_days') }}
-    {%- if incremental %}
-    where device_id in (select device_id from changed_devices) or (select everything from redo)
+    {%- if partly %}
+    where device_id in (select device_id from changed_devices)
     {%- endif %}
     group by device_id, user_id
 
@@ -205,11 +166,8 @@ ga4_purchases as (
         transaction_id as order_id
     from {{ ref('stg_ga4__events') }}
     where event_name = 'purchase' and device_id is not null and transaction_id is not null
-    {%- if incremental %}
-        and (
-            device_id in (select device_id from changed_devices)
-            or (select everything from redo)
-        )
+    {%- if partly %}
+        and device_id in (select device_id from changed_devices)
     {%- endif %}
     group by device_id, transaction_id
 
@@ -228,8 +186,8 @@ surveys as (
         cast(null as {{ dbt.type_string() }}) as device,
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_sheets__survey_responses') }}
-    {%- if incremental %}
-    where (select everything or surveys from redo)
+    {%- if partly and not redo.surveys %}
+    where false
     {%- endif %}
 
 ),
@@ -248,11 +206,8 @@ email_recipients as (
         cast(null as {{ dbt.type_string() }}) as order_id
     from {{ ref('stg_shop__email_events') }}
     where email is not null
-    {%- if incremental %}
-        and (
-            email in (select email from changed_emails)
-            or (select everything or emails from redo)
-        )
+    {%- if partly and not redo.emails %}
+        and email in (select email from changed_emails)
     {%- endif %}
     group by email
 

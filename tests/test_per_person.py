@@ -25,6 +25,9 @@ KEPT = [  # the models a build updates instead of computing them again
     "identity.int_identity__observations",
     "identity.int_identity__nodes",
     "identity.int_identity__record_identifiers",
+    "identity.int_identity__blocked_identifiers",
+    "identity.int_identity__components_without_devices",
+    "identity.int_identity__components",
 ]
 
 

@@ -167,9 +167,8 @@
     {%- set changes = cdp.state_relation('changes') -%}
     {%- if should_full_refresh() or not cdp.relation_exists(changes) %}
     create or replace table {{ changes }} as
-    select *, '' as _build from {{ this }} where 1 = 0
-    union all
-    select null, null, null, null, null, null, '{{ invocation_id }}';
+    select *, '' as _build from {{ this }} where 1 = 0;
+    insert into {{ changes }} (_build) values ('{{ invocation_id }}');
     {%- endif %}
     create or replace table {{ cdp.state_relation('recent_devices') }} as
     {{ cdp.recent_devices() }};

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .identity_dbt import dbt
 from .test_stable_keys import Warehouse, stitch
 
 pytestmark = pytest.mark.slow  # two dbt builds a night: minutes, not the quick loop
@@ -178,3 +179,35 @@ def test_an_identifier_newly_blocked_splits_its_person_as_a_recompute_would():
     assert len(set(keys[1].values())) == 3  # bo@x.org blocked: nobody shares a key
     assert not any(value == "bo@x.org" for _, value, *_ in states[1]["identities"])
     assert keys[2]["1"] == keys[2]["2"] != keys[2]["3"]  # unblocked again: one person
+
+
+def test_merge_protection_built_before_its_inputs_judges_the_night_again(tmp_path):
+    """The blocked identifiers built by hand right after the observations read nodes and
+    record identifiers that have not seen the night yet: the night stays listed, and the next
+    build judges it again (bo@x.org, newly shared by three customers, ends blocked)."""
+    bo = ("email", "bo@x.org")
+    records = {
+        "r0": frozenset({bo, ("customer_id", "1")}),
+        "r1": frozenset({bo, ("customer_id", "2")}),
+    }
+    con = Warehouse(tmp_path)
+    observe(con, records)
+    stitch(con, "night-0", variables=VARIABLES)
+    records["r2"] = frozenset({("customer_id", "4"), ("device", "d1")})
+    observe(con, records, night="night-1")
+    stitch(con, "night-1", variables=VARIABLES)
+    records["r3"] = frozenset({bo, ("customer_id", "3")})
+    observe(con, records, night="night-2")
+    alone = dbt(
+        con.data_dir,
+        "build",
+        "--select", "int_identity__blocked_identifiers",
+        run_id="by-hand",
+        variables=VARIABLES,
+    )  # fmt: skip
+    assert alone.returncode == 0, alone.stdout[-3000:]
+    assert con.execute("select count(*) from identity.int_identity__blocked_identifiers") == [(0,)]
+    # one model at a time: the nodes and record identifiers apply the night one after the other
+    stitch(con, "night-2", "--threads", "1", variables=VARIABLES)
+    blocked = con.execute("select identifier_value, rule from identity.int_identity__guard_audit")
+    assert blocked == [("bo@x.org", "limit")]

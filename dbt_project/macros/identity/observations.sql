@@ -222,24 +222,34 @@
              'int_identity__blocked_identifiers']) }}
 {% endmacro %}
 
-{#- Post-hook of each reader of `__changes`: the builds it has applied (`<model>__applied`);
-    the builds every reader has applied are done with and go. A build that stops between
-    two readers, or one reader built by hand, therefore loses nothing. -#}
-{% macro observation_changes_applied() %}
+{#- Post-hook of each reader of `__changes`: the builds it has applied (`<model>__applied`),
+    which for a reader of other readers' tables (`after`) are only those they had applied
+    when it read them; the builds every reader has applied are done with and go. A build
+    that stops between two readers, or a reader built by hand before those it reads have
+    caught up, therefore loses nothing: what it missed stays listed for its next build. -#}
+{% macro observation_changes_applied(after=[]) %}
   {%- set changes = cdp.observation_changes() -%}
   {%- if target.type == 'duckdb' and cdp.relation_exists(changes) -%}
-    {%- set others, missing = [], [] -%}
-    {%- for reader in cdp.observation_change_readers() if reader != this.identifier -%}
-      {%- set applied = api.Relation.create(database=this.database, schema=this.schema,
+    {%- set applied, missing = {}, [] -%}
+    {%- for reader in cdp.observation_change_readers() -%}
+      {%- set relation = api.Relation.create(database=this.database, schema=this.schema,
             identifier=reader ~ '__applied', type='table') -%}
-      {%- do (others if cdp.relation_exists(applied) else missing).append(applied) -%}
+      {%- do applied.update({reader: relation}) -%}
+      {%- if reader != this.identifier and not cdp.relation_exists(relation) -%}
+        {%- do missing.append(reader) -%}
+      {%- endif -%}
     {%- endfor %}
-    create or replace table {{ cdp.state_relation('applied') }} as
+    create or replace table {{ applied[this.identifier] }} as
     select distinct _build from {{ changes }}
-    {%- if not missing %}
-    ;
+    {%- for reader in after %}
+    {{ 'where' if loop.first else 'and' }}
+    {%- if reader in missing %} false
+    {%- else %} _build in (select _build from {{ applied[reader] }})
+    {%- endif %}
+    {%- endfor %}
+    {%- if not missing %};
     delete from {{ changes }} where
-    {%- for relation in others %}
+    {%- for relation in applied.values() %}
         _build in (select _build from {{ relation }}){{ ' and' if not loop.last }}
     {%- endfor %}
     {%- endif %}

@@ -3,13 +3,15 @@
     identity.limits). Shared devices follow in int_identity__guard_audit.
     Kept from build to build: a build judges again only the identifiers of the observations
     replaced since it last ran (int_identity__observations__changes). No other identifier's
-    partners changed: an identifier's partners are those of the records holding it. -#}
+    partners changed: an identifier's partners are those of the records holding it. It has
+    applied a build only once the nodes and record identifiers it reads had. -#}
 {{
     config(
         materialized=cdp.incremental_on_duckdb(),
         incremental_strategy='append',
         pre_hook="{{ cdp.forget_changed_observations('nodes') if is_incremental() }}",
-        post_hook="{{ cdp.observation_changes_applied() }}"
+        post_hook="{{ cdp.observation_changes_applied(
+            after=['int_identity__nodes', 'int_identity__record_identifiers']) }}"
     )
 }}
 -- depends_on: {{ ref('int_identity__observations') }}

@@ -94,6 +94,30 @@
     ) as changed
 {%- endmacro -%}
 
+{#- Whether a changed export day (`changed_days`, cdp.changed_export_days) is older than the
+    days whose devices were kept (`recent_devices`, cdp.recent_devices): what it held before
+    is then unknown, and only recomputing everything is exact. -#}
+{%- macro older_export_day_changed(changed_days, recent_devices) -%}
+    exists (
+        select 1 from {{ changed_days }}
+        where export_day < (select min(export_day) from {{ recent_devices }})
+            or not exists (select 1 from {{ recent_devices }})
+    )
+{%- endmacro -%}
+
+{#- Whether email events were replaced or deleted since the last build: fewer of the rows
+    loaded until then are left than it counted (its `marks`, cdp.input_marks). -#}
+{%- macro email_events_lost(marks) -%}
+    (select max(mark) from {{ marks }} where input = 'rows:stg_shop__email_events')
+    <> (
+        select count(*)::string from {{ ref('stg_shop__email_events') }}
+        where _loaded_at <= (
+            select max(mark)::timestamptz from {{ marks }}
+            where input = 'loaded:stg_shop__email_events'
+        )
+    )
+{%- endmacro -%}
+
 {#- How many export days before the newest the export may still replace: an intraday shard
     is rewritten through its day, the daily shard replaces it the next day, and late hits
     update a daily table for up to 72 hours. A model keeps the devices of these days

@@ -70,7 +70,6 @@
   {%- if not execute or not cdp.state_exists(['marks', 'recent_devices']) -%}
     {{ return(all) }}
   {%- endif -%}
-  {%- set recent_devices = cdp.state_relation('recent_devices') -%}
   {%- set query -%}
     with
     marks as (select input, mark from {{ cdp.state_relation('marks') }}),
@@ -83,27 +82,13 @@
             except
             select input, mark from now_marks
         )
-        or exists (
-            select 1 from changed_days
-            where export_day < (select min(export_day) from {{ recent_devices }})
-                or not exists (select 1 from {{ recent_devices }})
-        ),
+        or {{ cdp.older_export_day_changed('changed_days', cdp.state_relation('recent_devices')) }},
         exists (
             select input, mark from marks where input like 'table:%'
             except
             select input, mark from now_marks
         ),
-        coalesce(
-            (select max(mark) from marks where input = 'rows:stg_shop__email_events')
-            <> (
-                select count(*)::string from {{ ref('stg_shop__email_events') }}
-                where _loaded_at <= (
-                    select max(mark)::timestamptz from marks
-                    where input = 'loaded:stg_shop__email_events'
-                )
-            ),
-            true
-        ),
+        coalesce({{ cdp.email_events_lost('marks') }}, true),
         coalesce((select string_agg(export_day::string, ',') from changed_days), '')
   {%- endset -%}
   {%- set row = run_query(query).rows[0] -%}

@@ -66,16 +66,8 @@ redo_everyone as (
             except
             select input, mark from now_marks
         )
-        or exists (
-            select 1 from changed_days
-            where export_day < (select min(export_day) from {{ recent_state }})
-                or not exists (select 1 from {{ recent_state }})
-        )
-        or (select max(mark) from marks where input = 'rows:stg_shop__email_events')
-        <> (
-            select count(*)::string from {{ ref('stg_shop__email_events') }}
-            where _loaded_at <= (select email_events from since)
-        ) as everyone
+        or {{ cdp.older_export_day_changed('changed_days', recent_state) }}
+        or {{ cdp.email_events_lost('marks') }} as everyone
 
 ),
 

@@ -142,6 +142,10 @@ def predict(
             "monetary_value": history["monetary_value"].fillna(0).to_numpy(dtype=float),
         }
     )
+    # The fits read the buyers in the order of their keys: a likelihood is a sum, and the last
+    # bits of a sum depend on the order of its terms, which the warehouse does not fix. So the
+    # same buyers give the same fit, bit for bit, however they were read.
+    by_key = data.iloc[np.argsort(history["customer_key"].to_numpy(dtype=str), kind="stable")]
     out = pd.DataFrame({"customer_key": history["customer_key"].to_numpy()})
     for column in OUTPUT_COLUMNS[1:5]:
         out[column] = np.nan
@@ -152,7 +156,7 @@ def predict(
             f"too few repeat buyers to fit ({fit.repeat_buyers} < {min_repeat_buyers})"
         )
     else:
-        purchases, fit.purchase_parameters, converged = fit_purchases(data)
+        purchases, fit.purchase_parameters, converged = fit_purchases(by_key)
         fit.converged = converged
         if not converged:
             fit.purchase_note = "the purchase model (BG/NBD) did not converge"
@@ -162,7 +166,7 @@ def predict(
             purchases = None
 
     spend = None
-    repeat = data[(data["frequency"] > 0) & (data["monetary_value"] > 0)]
+    repeat = by_key[(by_key["frequency"] > 0) & (by_key["monetary_value"] > 0)]
     if purchases is not None:
         spend, fit.spend_parameters, converged = fit_spend(repeat)
         fit.converged = fit.converged and converged

@@ -15,18 +15,12 @@ import duckdb
 import pytest
 import sqlalchemy as sa
 
+from orchestration.defs.dbt.marts import PUBLISHED_MARTS
 from orchestration.defs.shop.demo import load_shop_seeds
 
 from .conftest import DEMO_AS_OF, REPO, SEEDS, run_cdp
 
-MARTS = [
-    "customer_identities",
-    "customer_profiles",
-    "customer_segments",
-    "segment_personas",
-    "customer_key_merges",
-    "customer_recommendations",
-]
+MARTS = list(PUBLISHED_MARTS)  # every mart BI tools read
 
 
 def content_hash(marts: Path) -> str:

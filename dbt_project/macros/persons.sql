@@ -4,8 +4,8 @@
     A per-person model declares itself with `config(**cdp.per_person_model())` and reads its
     inputs through `where {{ cdp.touched_persons_only('customer_key') }}` (or a semi-join on
     the person's identifiers). Before it runs, the rows of every touched person are deleted
-    from it; it then appends the rows of those who still exist. On its first build, and on a
-    full refresh, it computes everyone. Spark's Parquet tables take no deletes: there the
+    from it; it then appends the rows of those who still exist. On its first build, on a full
+    refresh, and when built without the list (cdp.only_touched_persons), it computes everyone. Spark's Parquet tables take no deletes: there the
     models are rebuilt whole every time. -#}
 
 {%- macro per_person_model(consumes_touched_persons=false) -%}
@@ -21,28 +21,51 @@
       'post_hook': post_hook}) }}
 {%- endmacro -%}
 
-{#- A filter on a person key: all persons on a full build, the touched ones otherwise. -#}
+{#- A filter on a person key: the touched ones when only they are recomputed, else all. -#}
 {%- macro touched_persons_only(column) -%}
-  {%- if is_incremental() -%}
+  {%- if cdp.only_touched_persons() -%}
     {{ column }} in (select customer_key from {{ ref('int_customers__touched_persons') }})
   {%- else -%}
     true
   {%- endif -%}
 {%- endmacro -%}
 
-{#- Pre-hook: the touched persons' rows go; a row without a person means all of them. -#}
+{#- Whether this build of a kept per-person model recomputes only the touched persons: only
+    when this dbt invocation also listed them. A per-person model built by hand without
+    int_customers__touched_persons cannot know what changed since the list was made (it is
+    emptied once the models applied it), so it recomputes everyone. -#}
+{%- macro only_touched_persons() -%}
+  {{ return(is_incremental() and cdp.touched_persons_listed_now()) }}
+{%- endmacro -%}
+
+{%- macro touched_persons_listed_now() -%}
+  {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
+  {%- set listed = ref('int_customers__touched_persons') -%}
+  {%- set marks = api.Relation.create(database=listed.database, schema=listed.schema,
+        identifier=listed.identifier ~ '__marks', type='table') -%}
+  {%- if not cdp.relation_exists(marks) -%}{{ return(false) }}{%- endif -%}
+  {%- set found = run_query("select count(*) from " ~ marks ~ " where input = 'this_build:"
+        ~ "invocation' and mark = '" ~ invocation_id ~ "'") -%}
+  {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro -%}
+
+{#- Pre-hook: the touched persons' rows go (a row without a person means all of them), or all
+    rows when the model recomputes everyone. -#}
 {%- macro forget_touched_persons() -%}
     delete from {{ this }}
+  {%- if cdp.only_touched_persons() %}
     where customer_key in (select customer_key from {{ ref('int_customers__touched_persons') }})
         or exists (
             select 1 from {{ ref('int_customers__touched_persons') }} where customer_key is null
         )
+  {%- endif %}
 {%- endmacro -%}
 
-{#- Post-hook of the last per-person model: the touched persons are now all recomputed. Until
-    then (a failed build), they stay listed and the next build recomputes them too. -#}
+{#- Post-hook of the last per-person model: the persons this invocation listed are now all
+    recomputed. Until then (a failed build), they stay listed and the next build recomputes
+    them too; a list an earlier invocation made is left to the models of the next one. -#}
 {%- macro touched_persons_applied() -%}
-  {%- if target.type == 'duckdb' -%}
+  {%- if cdp.touched_persons_listed_now() -%}
     delete from {{ ref('int_customers__touched_persons') }}
   {%- endif -%}
 {%- endmacro -%}
@@ -78,6 +101,9 @@
     select 'this_build:touched', count(customer_key)::string from {{ this }}
     union all
     select 'this_build:everyone', (count(*) > count(customer_key))::string from {{ this }}
+    union all
+    -- which dbt invocation made the list: only its per-person models may rely on it
+    select 'this_build:invocation', '{{ invocation_id }}'
   {%- endif -%}
 {%- endmacro -%}
 

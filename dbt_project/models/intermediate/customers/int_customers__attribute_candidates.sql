@@ -84,7 +84,7 @@ candidates as (
         select device_id, geo_city, max(last_event_at) as seen_at
         from {{ ref('int_ga4__device_days') }}
         where geo_city is not null
-        {%- if is_incremental() %}
+        {%- if cdp.only_touched_persons() %}
             and device_id in (
                 select identifier_value from identities where identifier_type = 'device'
             )

@@ -19,7 +19,7 @@ devices as (
 device_days as (
 
     select * from {{ ref('int_ga4__device_days') }}
-    {%- if is_incremental() %}
+    {%- if cdp.only_touched_persons() %}
     semi join devices using (device_id)
     {%- endif %}
 

@@ -5,8 +5,9 @@
     inputs through `where {{ cdp.touched_persons_only('customer_key') }}` (or a semi-join on
     the person's identifiers). Before it runs, the rows of every touched person are deleted
     from it; it then appends the rows of those who still exist. On its first build, on a full
-    refresh, and when built without the list (cdp.only_touched_persons), it computes everyone. Spark's Parquet tables take no deletes: there the
-    models are rebuilt whole every time. -#}
+    refresh, and when built without the list (cdp.only_touched_persons), it computes
+    everyone. Spark's Parquet tables take no deletes: there the models are rebuilt whole
+    every time. -#}
 
 {%- macro per_person_model(consumes_touched_persons=false) -%}
   {%- set post_hook = [] -%}

@@ -11,11 +11,21 @@ import duckdb
 from orchestration.settings import DBT_PROJECT_DIR
 
 
-def dbt(data_dir: Path, *args: str, run_id: str = "test", variables: dict | None = None):
+def dbt(
+    data_dir: Path,
+    *args: str,
+    run_id: str = "test",
+    variables: dict | None = None,
+    definition: str | None = None,
+):
     """dbt with this warehouse (`data_dir/warehouse.duckdb`), its own target and log folders
-    (tests run side by side), issuing keys and merges in the name of `run_id`."""
+    (tests run side by side), issuing keys and merges in the name of `run_id`. With a
+    `definition` (CDP_BUILD_DEFINITION, as `cdp` sets it) kept models see the same project
+    from build to build; without, every build is a new one to them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
     env.update(CDP_DATA_DIR=str(data_dir), DAGSTER_RUN_ID=run_id)
+    if definition:
+        env["CDP_BUILD_DEFINITION"] = definition
     command = [
         str(Path(sys.executable).parent / "cdp-dbt"),
         *args,

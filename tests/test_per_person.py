@@ -234,3 +234,46 @@ def test_a_per_person_model_built_by_hand_recomputes_everyone(demo_warehouse, tm
     refreshed = dbt(data_dir, "run", *select, "--full-refresh", variables=delivered_only)
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     assert purchases(data_dir) == after
+
+
+def per_person_rows(data_dir: Path) -> dict[str, list]:
+    return {model: rows for model, rows in kept_rows(data_dir).items() if "int_customers" in model}
+
+
+def test_persons_listed_stay_listed_until_every_per_person_model_applied_them(
+    demo_warehouse, tmp_path
+):
+    """The list of touched persons built by hand with only the profiles is not emptied: the
+    other per-person models, built later, still recompute those persons, and equal a full
+    refresh."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    per_person = ["tag:per_person", "int_customers__touched_persons"]
+    settled = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    assert settled.returncode == 0, settled.stdout[-3000:]
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        (order_id,) = con.execute(
+            "select order_id from staging.stg_shop__orders "
+            "where status = 'delivered' order by order_id limit 1"
+        ).fetchone()
+        con.execute(
+            "update raw_shop.orders set status = 'cancelled', _loaded_at = now() "
+            "where order_id = ?",
+            [order_id],
+        )
+    before = per_person_rows(data_dir)
+
+    profiles_only = dbt(
+        data_dir, "run", "--select", "stg_shop__orders", "int_customers__orders",
+        "int_customers__touched_persons", "int_customers__profiles", definition="same project",
+    )  # fmt: skip
+    assert profiles_only.returncode == 0, profiles_only.stdout[-3000:]
+    assert last_build(data_dir)["this_build:touched"] != "0"
+    the_rest = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    assert the_rest.returncode == 0, the_rest.stdout[-3000:]
+    nightly = per_person_rows(data_dir)
+    assert nightly != before
+
+    refreshed = dbt(data_dir, "run", "--select", *per_person, "--full-refresh")
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    assert per_person_rows(data_dir) == nightly

@@ -1,25 +1,22 @@
 {#- Per-person models kept from build to build: each build recomputes only the persons
     whose inputs changed since the last one, listed by int_customers__touched_persons.
 
-    A per-person model declares itself with `config(**cdp.per_person_model())` and reads its
-    inputs through `where {{ cdp.touched_persons_only('customer_key') }}` (or a semi-join on
-    the person's identifiers). Before it runs, the rows of every touched person are deleted
-    from it; it then appends the rows of those who still exist. On its first build, on a full
-    refresh, and when built without the list (cdp.only_touched_persons), it computes
-    everyone. Spark's Parquet tables take no deletes: there the models are rebuilt whole
-    every time. -#}
+    A per-person model declares itself with `config(**cdp.per_person_model())` (which tags it
+    `per_person`) and reads its inputs through `where {{ cdp.touched_persons_only('customer_key') }}`
+    (or a semi-join on the person's identifiers). Before it runs, the rows of every touched
+    person are deleted from it; it then appends the rows of those who still exist. On its
+    first build, on a full refresh, and when built without the list (cdp.only_touched_persons),
+    it computes everyone. Spark's Parquet tables take no deletes: there the models are rebuilt
+    whole every time. -#}
 
-{%- macro per_person_model(consumes_touched_persons=false) -%}
-  {%- set post_hook = [] -%}
-  {%- if consumes_touched_persons -%}
-    {%- do post_hook.append("{{ cdp.touched_persons_applied() }}") -%}
-  {%- endif -%}
+{%- macro per_person_model() -%}
   {{ return({
       'materialized': cdp.incremental_on_duckdb(),
       'incremental_strategy': 'append',
       'on_schema_change': 'sync_all_columns',
+      'tags': ['per_person'],
       'pre_hook': ["{{ cdp.forget_touched_persons() if is_incremental() }}"],
-      'post_hook': post_hook}) }}
+      'post_hook': ["{{ cdp.touched_persons_applied() }}"]}) }}
 {%- endmacro -%}
 
 {#- A filter on a person key: the touched ones when only they are recomputed, else all. -#}
@@ -41,13 +38,19 @@
 
 {%- macro touched_persons_listed_now() -%}
   {%- if not execute or target.type != 'duckdb' -%}{{ return(false) }}{%- endif -%}
-  {%- set listed = ref('int_customers__touched_persons') -%}
-  {%- set marks = api.Relation.create(database=listed.database, schema=listed.schema,
-        identifier=listed.identifier ~ '__marks', type='table') -%}
+  {%- set marks = cdp.touched_persons_marks_relation() -%}
   {%- if not cdp.relation_exists(marks) -%}{{ return(false) }}{%- endif -%}
   {%- set found = run_query("select count(*) from " ~ marks ~ " where input = 'this_build:"
         ~ "invocation' and mark = '" ~ invocation_id ~ "'") -%}
   {{ return(found.columns[0].values()[0] | int > 0) }}
+{%- endmacro -%}
+
+{#- What int_customers__touched_persons keeps of the inputs it compared (keep_touched_persons_state),
+    and which per-person models applied its list (touched_persons_applied). -#}
+{%- macro touched_persons_marks_relation() -%}
+  {%- set listed = ref('int_customers__touched_persons') -%}
+  {{ return(api.Relation.create(database=listed.database, schema=listed.schema,
+      identifier=listed.identifier ~ '__marks', type='table')) }}
 {%- endmacro -%}
 
 {#- Pre-hook: the touched persons' rows go (a row without a person means all of them), or all
@@ -62,12 +65,26 @@
   {%- endif %}
 {%- endmacro -%}
 
-{#- Post-hook of the last per-person model: the persons this invocation listed are now all
-    recomputed. Until then (a failed build), they stay listed and the next build recomputes
-    them too; a list an earlier invocation made is left to the models of the next one. -#}
+{#- Post-hook of every per-person model: it applied the list this invocation made
+    (`applied:<model>`), and once every per-person model has, the listed persons are all
+    recomputed and the list is emptied. Until then (a failed build, or some of the models built
+    by hand) they stay listed and the next build recomputes them too; a list an earlier
+    invocation made is left to the models of the next one. -#}
 {%- macro touched_persons_applied() -%}
   {%- if cdp.touched_persons_listed_now() -%}
+    {%- set marks = cdp.touched_persons_marks_relation() -%}
+    {%- set models = [] -%}
+    {%- for node in graph.nodes.values() -%}
+      {%- if node.resource_type == 'model' and 'per_person' in node.tags -%}
+        {%- do models.append(node.name) -%}
+      {%- endif -%}
+    {%- endfor %}
+    insert into {{ marks }} values ('applied:{{ this.identifier }}', '{{ invocation_id }}');
     delete from {{ ref('int_customers__touched_persons') }}
+    where (
+        select count(distinct input) from {{ marks }}
+        where input like 'applied:%' and mark = '{{ invocation_id }}'
+    ) = {{ models | length }}
   {%- endif -%}
 {%- endmacro -%}
 

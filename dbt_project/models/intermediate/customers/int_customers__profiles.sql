@@ -3,7 +3,7 @@
     Everything here but what moves with the date or with every person's interests, which
     customer_profiles adds: kept from build to build for the persons not touched since
     (macros/persons.sql). The last per-person model: it marks the touched persons done. -#}
-{{ config(**cdp.per_person_model(consumes_touched_persons=true)) }}
+{{ config(**cdp.per_person_model()) }}
 -- depends_on: {{ ref('int_customers__touched_persons') }}
 
 with

@@ -105,9 +105,28 @@ def demo_warehouse(tmp_path_factory, worker_id) -> Path:
 SLOW_FIXTURES = {"demo_warehouse", "published", "requests_run"}
 
 
+# The modules that take longest (minutes each: see the durations pytest lists at the end), handed
+# to the two workers first, so that no long module starts when the other worker is nearly done.
+LONGEST_MODULES = [
+    "test_gates",
+    "test_engines",
+    "test_per_person",
+    "test_intraday",
+    "test_bench_smoke",
+    "test_incremental_identity",
+    "test_privacy",
+    "test_identity",
+]
+
+
 def pytest_collection_modifyitems(items):
     import inspect
 
+    def longest_first(item) -> int:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return LONGEST_MODULES.index(module) if module in LONGEST_MODULES else len(LONGEST_MODULES)
+
+    items.sort(key=longest_first)  # stable: each module's tests keep their order
     for item in items:
         source = inspect.getsource(item.function) if hasattr(item, "function") else ""
         if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or any(

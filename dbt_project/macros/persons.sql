@@ -101,15 +101,66 @@
     select 'email_window_start', ({{ cdp.email_window_start() }})::string
 {%- endmacro -%}
 
+{#- Whether int_customers__touched_persons compares this build with the state the last one
+    kept: not on its first build, a full refresh, or Spark (which keeps no state). -#}
+{%- macro touched_persons_compared() -%}
+  {{ return(not should_full_refresh()
+      and cdp.state_exists(['identifiers', 'marks', 'recent_devices'])
+      and adapter.get_relation(database=this.database, schema=this.schema,
+                               identifier=this.identifier) is not none) }}
+{%- endmacro -%}
+
+{#- Pre-hook of int_customers__touched_persons: every identifier new, gone, or with another
+    person or sighting since the last build (`identifier_changes`: its person before and now,
+    and its sightings now), which the model reads and its post-hook applies to the kept
+    `identifiers`. Without a comparison, no such table. -#}
+{%- macro compare_identifier_keys() -%}
+  {%- if target.type == 'duckdb' -%}
+    {%- set changes = cdp.state_relation('identifier_changes') -%}
+    {%- if cdp.touched_persons_compared() %}
+    create or replace table {{ changes }} as
+    select
+        identifier_type,
+        identifier_value,
+        now.customer_key as now_key,
+        before.customer_key as before_key,
+        now.first_seen_at,
+        now.last_seen_at
+    from {{ ref('int_identity__identifier_keys') }} as now
+    full join {{ cdp.state_relation('identifiers') }} as before
+        using (identifier_type, identifier_value)
+    where now.customer_key is distinct from before.customer_key
+        or now.first_seen_at is distinct from before.first_seen_at
+        or now.last_seen_at is distinct from before.last_seen_at
+    {%- else %}
+    drop table if exists {{ changes }}
+    {%- endif %}
+  {%- endif -%}
+{%- endmacro -%}
+
 {#- Post-hook of int_customers__touched_persons: what the next build compares with, kept
     beside it (cdp.state_relation): `identifiers` (every identifier's person and first and last
-    sighting), `recent_devices` (the devices of the export days the export may still replace),
+    sighting; the changed ones replaced in place when this build compared, else written
+    whole), `recent_devices` (the devices of the export days the export may still replace),
     `marks` (what the inputs look like). -#}
 {%- macro keep_touched_persons_state() -%}
   {%- if target.type == 'duckdb' -%}
-    create or replace table {{ cdp.state_relation('identifiers') }} as
+    {%- set identifiers = cdp.state_relation('identifiers') -%}
+    {%- set changes = cdp.state_relation('identifier_changes') -%}
+    {%- if cdp.relation_exists(changes) %}
+    delete from {{ identifiers }} where (identifier_type, identifier_value) in (
+        select identifier_type, identifier_value from {{ changes }}
+    );
+    insert into {{ identifiers }}
+    select identifier_type, identifier_value, now_key, first_seen_at, last_seen_at
+    from {{ changes }}
+    where now_key is not null;
+    drop table {{ changes }};
+    {%- else %}
+    create or replace table {{ identifiers }} as
     select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }};
+    {%- endif %}
     create or replace table {{ cdp.state_relation('recent_devices') }} as
     {{ cdp.recent_devices() }};
     create or replace table {{ cdp.state_relation('marks') }} as

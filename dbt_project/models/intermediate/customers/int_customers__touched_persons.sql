@@ -11,17 +11,14 @@
 {{
     config(
         materialized='table',
+        pre_hook="{{ cdp.compare_identifier_keys() }}",
         post_hook="{{ cdp.keep_touched_persons_state() }}"
     )
 }}
 
-{%- set identifiers_state = cdp.state_relation('identifiers') %}
 {%- set marks_state = cdp.state_relation('marks') %}
 {%- set recent_state = cdp.state_relation('recent_devices') %}
-{%- set incremental = not should_full_refresh()
-      and cdp.state_exists(['identifiers', 'marks', 'recent_devices'])
-      and adapter.get_relation(database=this.database, schema=this.schema,
-                               identifier=this.identifier) is not none %}
+{%- set incremental = cdp.touched_persons_compared() %}
 
 with
 
@@ -74,16 +71,14 @@ redo_everyone as (
 changed_identifiers as (
 
     -- an identifier new, gone, or with another person or sighting: both its persons
-    select now.customer_key as now_key, before.customer_key as before_key
-    from identifiers as now
-    full join {{ identifiers_state }} as before using (identifier_type, identifier_value)
-    where now.customer_key is distinct from before.customer_key
-        or now.first_seen_at is distinct from before.first_seen_at
-        or now.last_seen_at is distinct from before.last_seen_at
+    select now_key, before_key from {{ cdp.state_relation('identifier_changes') }}
 
 ),
 
-loaded_identifiers as (
+loaded_identifiers as materialized (
+
+    -- materialized: DuckDB then knows how few rows these are, and joins them to the
+    -- identifiers by looking each one up instead of hashing all identifiers
 
     select 'order_id' as identifier_type, order_id::string as identifier_value
     from {{ ref('stg_shop__orders') }}

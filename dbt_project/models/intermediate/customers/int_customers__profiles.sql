@@ -2,7 +2,7 @@
     survivorship (var `survivorship`), behaviour by the business rules (docs/sources.md).
     Everything here but what moves with the date or with every person's interests, which
     customer_profiles adds: kept from build to build for the persons not touched since
-    (macros/persons.sql). The last per-person model: it marks the touched persons done. -#}
+    (macros/persons.sql). -#}
 {{ config(**cdp.per_person_model()) }}
 -- depends_on: {{ ref('int_customers__touched_persons') }}
 

@@ -277,3 +277,54 @@ def test_persons_listed_stay_listed_until_every_per_person_model_applied_them(
     refreshed = dbt(data_dir, "run", "--select", *per_person, "--full-refresh")
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     assert per_person_rows(data_dir) == nightly
+
+
+def survey_answers(data_dir: Path) -> dict[int, str]:
+    """stg_sheets__survey_responses by sheet row."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return dict(
+            con.execute(
+                "select survey_row, t::varchar from staging.stg_sheets__survey_responses as t"
+            ).fetchall()
+        )
+
+
+def test_survey_answers_are_cleaned_again_only_when_the_tab_is_loaded_again(
+    demo_warehouse, tmp_path
+):
+    """The survey tab's staging is kept: a build with the tab as loaded reads none of it, one
+    after the erasure step deleted a row drops that row, and one after a new load of the tab
+    equals a full refresh."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    select = ["--select", "stg_sheets__survey_responses"]
+    kept = survey_answers(data_dir)
+    first, erased, changed = sorted(kept)[:3]
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        # a value changed behind the extractor's back, load time kept: not read again
+        con.execute(
+            "update raw_sheets.survey_responses set age = '99' where _row_number = ?", [first]
+        )
+        con.execute("delete from raw_sheets.survey_responses where _row_number = ?", [erased])
+    unchanged = dbt(data_dir, "run", *select, definition="same project")
+    assert unchanged.returncode == 0, unchanged.stdout[-3000:]
+    after_erasure = survey_answers(data_dir)
+    assert erased in kept and erased not in after_erasure
+    assert after_erasure == {row: text for row, text in kept.items() if row != erased}
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute(  # the extractor replaces a changed tab whole, every row loaded now
+            "create or replace table raw_sheets.survey_responses as "
+            "select * replace (case when _row_number = ? then '+1 415 555 0100' else phone end "
+            "as phone, now() as _loaded_at) from raw_sheets.survey_responses",
+            [changed],
+        )
+    reloaded = dbt(data_dir, "run", *select, definition="same project")
+    assert reloaded.returncode == 0, reloaded.stdout[-3000:]
+    nightly = survey_answers(data_dir)
+    assert "99" in nightly[first] and "+14155550100" in nightly[changed]
+    assert nightly.keys() == after_erasure.keys()
+
+    refreshed = dbt(data_dir, "run", *select, "--full-refresh", definition="same project")
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    assert survey_answers(data_dir) == nightly

@@ -22,6 +22,23 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- A staging model kept from a Sheets tab. The extractor loads a tab whole, and only when its
+    content changed (every row then has the same new `_loaded_at`), so the model inserts the
+    rows loaded since it was last built (`loaded_since_last_build` without its check) and this
+    pre-hook first deletes what a new load replaced, plus the rows the erasure step deleted
+    from the tab (`row_column` is the tab's `_row_number`). A night with the tab unchanged
+    then costs nothing, however costly the cleaning (phone numbers). A table built before it
+    was kept gets its `_loaded_at` column here, empty, so all its rows go. -#}
+{% macro forget_replaced_tab_rows(tab, row_column) %}
+  {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+  {%- if '_loaded_at' not in columns %}
+    alter table {{ this }} add column _loaded_at timestamptz;
+  {%- endif %}
+    delete from {{ this }}
+    where _loaded_at is distinct from (select max(_loaded_at) from {{ tab }})
+        or {{ row_column }} not in (select _row_number from {{ tab }})
+{% endmacro %}
+
 {#- Post-hook of the GA4 aggregates kept per export day: drop the days no event is left of
     (delete+insert only replaces days that still have rows). -#}
 {% macro forget_lost_export_days() %}

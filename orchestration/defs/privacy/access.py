@@ -53,7 +53,7 @@ SECTIONS: dict[str, str] = {
     "max(event_at) as last_at from staging.stg_ga4__events "
     "where list_contains($devices, device_id) or list_contains($customer_ids, user_id) "
     "group by all order by all",
-    "survey_answers": "select * exclude (email_problem, phone_problem) "
+    "survey_answers": "select * exclude (email_problem, phone_problem, _loaded_at) "
     "from staging.stg_sheets__survey_responses "
     "where list_contains($emails, email) or list_contains($phones, phone) order by submitted_at",
 }

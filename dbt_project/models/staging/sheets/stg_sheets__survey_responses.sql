@@ -1,8 +1,23 @@
+{#- Kept from build to build (macros/incremental.sql): rebuilt only when the tab was loaded
+    again, since normalizing its phone numbers is what most of a night's staging costs. -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='append',
+        pre_hook="{{ cdp.forget_replaced_tab_rows(source('raw_sheets', 'survey_responses'), 'survey_row') if is_incremental() }}"
+    )
+}}
+
 with
 
 source as (
 
     select * from {{ source('raw_sheets', 'survey_responses') }}
+    {%- if is_incremental() %}
+    where _loaded_at > (
+        select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ this }}
+    )
+    {%- endif %}
 
 ),
 
@@ -26,7 +41,8 @@ renamed as (
         lower({{ clean_text(adapter.quote('values')) }}) as personal_values,
         lower({{ clean_text('lifestyle') }}) as lifestyle,
         lower({{ clean_text('preferred_channel') }}) as preferred_channel,
-        lower({{ clean_text('buys_for') }}) as buys_for
+        lower({{ clean_text('buys_for') }}) as buys_for,
+        _loaded_at
 
     from source
 

@@ -23,6 +23,8 @@ KEPT = [  # the models a build updates instead of computing them again
     "intermediate.int_customers__purchases",
     "intermediate.int_customers__email_engagement",
     "intermediate.int_customers__profiles",
+    "intermediate.int_customers__products_bought",
+    "intermediate.int_customers__co_purchases",
     "identity.int_identity__observations",
     "identity.int_identity__nodes",
     "identity.int_identity__record_identifiers",

@@ -181,3 +181,44 @@
 {%- macro email_window_start() -%}
     {{ as_of_date() }} - interval {{ var('engagement')['window_days'] }} day
 {%- endmacro -%}
+
+{#- Whether this build's list of touched persons holds a row without a person: everyone. -#}
+{%- macro touched_everyone() -%}
+  {%- set found = run_query("select count(*) > count(customer_key) from "
+        ~ ref('int_customers__touched_persons')) -%}
+  {{ return(found.columns[0].values()[0]) }}
+{%- endmacro -%}
+
+{#- Whether int_customers__co_purchases changes only the touched persons' pairs: when only they
+    are recomputed, not all of them, and it kept the purchases it last counted. -#}
+{%- macro co_purchases_counted_since() -%}
+  {{ return(cdp.only_touched_persons() and cdp.state_exists(['counted'])
+      and not cdp.touched_everyone()) }}
+{%- endmacro -%}
+
+{#- Pre-hook of int_customers__co_purchases: counted whole again, the kept counts go. -#}
+{%- macro forget_co_purchases() -%}
+  {%- if not cdp.co_purchases_counted_since() %}
+    delete from {{ this }}
+  {%- endif %}
+{%- endmacro -%}
+
+{#- Post-hook of int_customers__co_purchases: pairs no one bought any more go, and `counted`
+    becomes the purchases the counts are now made from (the touched persons' replaced, or all
+    written again). -#}
+{%- macro keep_counted_purchases() -%}
+  {%- if target.type == 'duckdb' -%}
+    {%- set counted = cdp.state_relation('counted') -%}
+    {%- set bought = ref('int_customers__products_bought') -%}
+    {%- if cdp.co_purchases_counted_since() %}
+    delete from {{ this }} where together = 0;
+    delete from {{ counted }}
+    where customer_key in (select customer_key from {{ ref('int_customers__touched_persons') }});
+    insert into {{ counted }}
+    select customer_key, product_id from {{ bought }}
+    where customer_key in (select customer_key from {{ ref('int_customers__touched_persons') }});
+    {%- else %}
+    create or replace table {{ counted }} as select customer_key, product_id from {{ bought }};
+    {%- endif %}
+  {%- endif -%}
+{%- endmacro -%}

@@ -40,12 +40,10 @@ persons as (
 
 purchases as (
 
-    select distinct persons.person, catalog.item, catalog.category
-    from {{ ref('int_customers__orders') }} as orders
+    select persons.person, catalog.item, catalog.category
+    from {{ ref('int_customers__products_bought') }}
     inner join persons using (customer_key)
-    inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join catalog using (product_id)
-    where orders.is_valid
 
 ),
 
@@ -61,10 +59,11 @@ products as (
 
 co_purchase as (
 
-    select a.item as bought_item, b.item, count(*) as together
-    from purchases as a
-    inner join purchases as b on a.person = b.person and a.item <> b.item
-    group by a.item, b.item
+    -- counted from build to build (int_customers__co_purchases), not from every purchase
+    select bought.item as bought_item, candidate.item, co_purchases.together
+    from {{ ref('int_customers__co_purchases') }} as co_purchases
+    inner join catalog as bought on bought.product_id = co_purchases.product_id
+    inner join catalog as candidate on candidate.product_id = co_purchases.other_product_id
 
 ),
 

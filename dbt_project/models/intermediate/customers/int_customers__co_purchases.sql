@@ -27,16 +27,38 @@ touched as (
 
 ),
 
+now_bought as materialized (
+
+    select customer_key, product_id
+    from {{ ref('int_customers__products_bought') }} semi join touched using (customer_key)
+
+),
+
+counted as materialized (
+
+    select customer_key, product_id
+    from {{ cdp.state_relation('counted') }} semi join touched using (customer_key)
+
+),
+
+changed_persons as (
+
+    -- most touched persons were touched by what they did on the web, not by what they bought
+    select distinct customer_key from (
+        (select * from now_bought except all select * from counted)
+        union all
+        (select * from counted except all select * from now_bought)
+    ) as differences
+
+),
+
 changes as (
 
-    {%- for side, relation, sign in [
-            ('now', ref('int_customers__products_bought'), ''),
-            ('before', cdp.state_relation('counted'), '-')] %}
+    {%- for side, sign in [('now_bought', ''), ('counted', '-')] %}
     select a.product_id, b.product_id as other_product_id, {{ sign }}count(*) as change
-    from (
-        select customer_key, product_id from {{ relation }} semi join touched using (customer_key)
-    ) as a
-    inner join {{ relation }} as b
+    from {{ side }} as a
+    semi join changed_persons using (customer_key)
+    inner join {{ side }} as b
         on a.customer_key = b.customer_key and a.product_id <> b.product_id
     group by a.product_id, b.product_id
     {{ 'union all' if not loop.last }}

@@ -18,7 +18,9 @@ category_spend as (
     select
         orders.customer_key,
         products.category,
-        sum(items.line_amount * orders.fx_rate) as spend
+        -- in decimals: a sum of doubles depends on the order the rows come in, and two
+        -- categories with the same spend must tie in every build, so the name decides
+        sum(cast(items.line_amount * orders.fx_rate as decimal(38, 6))) as spend
     from orders
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join {{ ref('stg_shop__products') }} as products using (product_id)

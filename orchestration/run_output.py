@@ -112,6 +112,11 @@ class _Progress(logging.Handler):
             self.quarantined[step] += meta.get("rows_quarantined", 0) or 0
             self.tables[step] += 1
             self.meta.setdefault(step, {}).update(meta)
+        elif kind == "ASSET_OBSERVATION":  # what dbt_build tells of the identities once done
+            observation = event.event_specific_data.asset_observation
+            self.meta.setdefault(step, {}).update(
+                {k: v.value for k, v in observation.metadata.items()}
+            )
         elif kind == "ASSET_CHECK_EVALUATION":
             check = event.event_specific_data
             outcome = "passed" if check.passed else check.severity.value.lower()

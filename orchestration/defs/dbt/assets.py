@@ -43,7 +43,8 @@ class DbtBuildConfig(dg.Config):
     their last build (the identity state, keys and merges, is kept)."""
 
 
-# Assets that get more metadata once dbt is done (it holds the warehouse meanwhile).
+# Assets that get more metadata once dbt is done (it holds the warehouse meanwhile), as an
+# observation of the asset: the events of the build itself stream to the UI as dbt goes.
 ENRICHED = {dg.AssetKey(IDENTITIES)} | {dg.AssetKey(["marts", name]) for name in PUBLISHED_MARTS}
 
 
@@ -66,24 +67,21 @@ def dbt_build(
     # Dagster sets its own value when it runs a subset of the checks.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
-    # From the first asset that gets more metadata on, events wait for dbt to end (they must
-    # keep dbt's order, which is topological); those before stream to the UI as they come.
-    held = []
+    built = []
     for event in dbt.cli(args, context=context).stream():
         key = (
             context.asset_key_for_output(event.output_name)
             if isinstance(event, dg.Output)
             else None
         )
-        if held or key in ENRICHED:
-            held.append((key, event))
-        else:
-            yield event
+        if key in ENRICHED:
+            built.append(key)
+        yield event
     with warehouse.connect() as con:
-        for key, event in held:
-            if key in ENRICHED:
-                event = event.with_metadata({**event.metadata, **mart_metadata(con, key)})
-            yield event
+        for key in built:
+            metadata = mart_metadata(con, key)
+            if metadata:
+                yield dg.AssetObservation(asset_key=key, metadata=metadata)
 
 
 def source_keys(graph) -> list[dg.AssetKey]:

@@ -8,10 +8,11 @@
   {{ return('incremental' if target.type == 'duckdb' else 'table') }}
 {% endmacro %}
 
-{% macro loaded_since_last_build() -%}
+{#- `checked=false`: the model's pre-hook adds `_loaded_at` itself (forget_replaced_tab_rows). -#}
+{% macro loaded_since_last_build(checked=true) -%}
     {%- if is_incremental() %}
         {%- set columns = adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
-        {%- if '_loaded_at' not in columns %}
+        {%- if checked and '_loaded_at' not in columns %}
             {{ exceptions.raise_compiler_error(
                 this ~ " was built before staging became incremental (no _loaded_at): "
                 ~ "rebuild it once with `cdp run --full-refresh`") }}
@@ -24,7 +25,7 @@
 
 {#- A staging model kept from a Sheets tab. The extractor loads a tab whole, and only when its
     content changed (every row then has the same new `_loaded_at`), so the model inserts the
-    rows loaded since it was last built (`loaded_since_last_build` without its check) and this
+    rows loaded since it was last built (`loaded_since_last_build(checked=false)`) and this
     pre-hook first deletes what a new load replaced, plus the rows the erasure step deleted
     from the tab (`row_column` is the tab's `_row_number`). A night with the tab unchanged
     then costs nothing, however costly the cleaning (phone numbers). A table built before it

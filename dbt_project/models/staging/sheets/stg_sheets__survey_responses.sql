@@ -13,11 +13,7 @@ with
 source as (
 
     select * from {{ source('raw_sheets', 'survey_responses') }}
-    {%- if is_incremental() %}
-    where _loaded_at > (
-        select coalesce(max(_loaded_at), '-infinity'::timestamptz) from {{ this }}
-    )
-    {%- endif %}
+    {{ loaded_since_last_build(checked=false) }}
 
 ),
 

@@ -173,21 +173,16 @@ def recommend(
     rows, positions, ranks = _top_per_row(scored.data.copy(), scored.indptr, settings.per_customer)
     items = scored.indices[positions]
 
-    # the explanation: the most similar product bought (ties: the smallest sku)
+    # the explanation: the most similar product bought (ties: the smallest sku), the first
+    # largest of each pick's purchases' similarities to it
     counts = np.diff(purchases.indptr)[rows]
-    starts = np.repeat(purchases.indptr[rows] - np.cumsum(counts) + counts, counts)
-    their = purchases.indices[starts + np.arange(counts.sum())]
-    pick_of = np.repeat(np.arange(len(rows)), counts)
-    similar = _lookup(neighbours, their, items[pick_of])
-    group_starts = np.cumsum(counts) - counts
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    starts = np.repeat(purchases.indptr[rows] - bounds[:-1], counts)
+    their = purchases.indices[starts + np.arange(bounds[-1])]
+    similar = _lookup(neighbours, their, np.repeat(items, counts))
+    explained, at, _ = _top_per_row(np.where(similar > 0, similar, -np.inf), bounds, 1)
     because = np.full(len(rows), -1)
-    if len(similar):
-        with_bought = np.flatnonzero(counts)
-        best = np.zeros(len(rows))
-        best[with_bought] = np.maximum.reduceat(similar, group_starts[with_bought])
-        hits = np.flatnonzero((similar == best[pick_of]) & (similar > 0))
-        owners, first = np.unique(pick_of[hits], return_index=True)
-        because[owners] = their[hits[first]]
+    because[explained] = their[at]
 
     category = category_of[items]
     category_liked = (_lookup(shares, rows, category) > 0) & np.isin(items, favorite)

@@ -8,10 +8,11 @@ candidates they have not bought with the highest score (ties: the smallest sku).
 
 At a million persons that is 50M (person, product) candidates. As SQL, summing them per
 person and product is one hash aggregate of 34M groups, then a sort or heap per person;
-here it is one sparse product (purchases × similarity), one sum and five passes of a
-per-row maximum, in a fraction of the time and memory. Each sum adds its terms in the same
-order whatever order the rows were read in (a matrix's entries are sorted), so the same
-inputs give the same scores, bit for bit, and the same picks.
+here it is one sparse product ([purchases, category shares, purchases] × [similarity,
+category favorites, -inf for what was bought]) and five passes of a per-row maximum, in a
+fraction of the time and memory. Each sum adds its terms in the same order whatever order
+the rows were read in (a matrix's entries are sorted), so the same inputs give the same
+scores, bit for bit, and the same picks.
 """
 
 from __future__ import annotations
@@ -68,10 +69,11 @@ def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
 
 
 def _top_per_row(
-    data: np.ndarray, indptr: np.ndarray, count: int
+    data: np.ndarray, indptr: np.ndarray, count: int, columns: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, positions, ranks) of the `count` largest finite values of each row of a CSR
-    layout, ties to the first entry (the smallest column); `data` is used up."""
+    layout, ties to the smallest of the entries' `columns` (unique in a row; without them, to
+    the first entry); `data` is used up."""
     counts = np.diff(indptr)
     row_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
     nonempty = np.flatnonzero(counts)
@@ -85,10 +87,14 @@ def _top_per_row(
         best[best == -np.inf] = np.nan
         hits = np.flatnonzero(data == best[row_of])
         hit_rows = row_of[hits]
-        first = np.ones(len(hits), dtype=bool)
-        first[1:] = hit_rows[1:] != hit_rows[:-1]
-        positions = hits[first]
-        found.append((hit_rows[first], positions, np.full(len(positions), rank)))
+        starts = np.flatnonzero(np.diff(hit_rows, prepend=-1))
+        if columns is None:
+            positions = hits[starts]
+        else:
+            tied = columns[hits]
+            smallest = np.minimum.reduceat(tied, starts)
+            positions = hits[tied == np.repeat(smallest, np.diff(starts, append=len(hits)))]
+        found.append((hit_rows[starts], positions, np.full(len(positions), rank)))
         data[positions] = -np.inf
     if not found:
         return (np.zeros(0, dtype=np.int64),) * 3
@@ -119,17 +125,13 @@ def recommend(
     liked_category = _codes(liked["category"], categories)
     known = liked_category >= 0
     liked_category = liked_category[known]
-    # persons numbered in one pass over both inputs' keys
-    encoded = pc.dictionary_encode(
-        pa.chunked_array(
-            [
-                pa.array(bought["customer_key"], pa.string()).filter(in_catalog),
-                pa.array(liked["customer_key"], pa.string()).filter(known),
-            ],
-            type=pa.string(),
-        )
-    ).combine_chunks()
-    persons, person_of = encoded.dictionary, encoded.indices.to_numpy()
+    # persons numbered in one pass over both inputs' keys, in order of first appearance
+    # (pandas' hash table: Arrow's dictionary encoding is several times slower on 6M keys)
+    keys = pd.concat(
+        [bought["customer_key"][in_catalog], liked["customer_key"][known]], ignore_index=True
+    )
+    person_of, persons = pd.factorize(keys.astype("str"))
+    persons = pa.array(persons, pa.string())
     buyer_of, liker_of = person_of[: in_catalog.sum()], person_of[in_catalog.sum() :]
     m = len(persons)
 
@@ -142,11 +144,9 @@ def recommend(
     together = co_purchases["together"].to_numpy(dtype=np.int64)
     pairs = (a >= 0) & (b >= 0)
     a, b, together = a[pairs], b[pairs], together[pairs]
-    similarity = together / np.sqrt(buyers[a] * buyers[b])
-    order = np.lexsort((b, -similarity, a))
-    a, b, similarity = a[order], b[order], similarity[order]
-    closest = np.arange(len(a)) - np.searchsorted(a, a) < settings.similar_per_product
-    neighbours = _csr(a[closest], b[closest], similarity[closest], (n, n))
+    cosine = _csr(a, b, together / np.sqrt(buyers[a] * buyers[b]), (n, n))
+    of, at, _ = _top_per_row(cosine.data.copy(), cosine.indptr, settings.similar_per_product)
+    neighbours = _csr(of, cosine.indices[at], cosine.data[at], (n, n))
 
     # the most bought products of each category, by their share of the best seller's buyers
     has_buyers = buyers > 0
@@ -166,11 +166,15 @@ def recommend(
         (m, len(categories)),
     )
 
-    # every candidate's score; what the person bought is marked -inf and never picked
-    scored = purchases @ neighbours + shares @ favorites
-    scored = (scored + purchases * -np.inf).tocsr()
-    scored.sum_duplicates()
-    rows, positions, ranks = _top_per_row(scored.data.copy(), scored.indptr, settings.per_customer)
+    # every candidate's score, in one product: purchases times neighbours, plus shares times
+    # favorites, plus -inf for what the person bought (never picked); each row's terms are
+    # added in the order of the left matrix's columns, so the same inputs give the same sums
+    scored = sp.hstack([purchases, shares, purchases], format="csr") @ sp.vstack(
+        [neighbours, favorites, sp.identity(n, format="csr") * -np.inf], format="csr"
+    )
+    rows, positions, ranks = _top_per_row(
+        scored.data.copy(), scored.indptr, settings.per_customer, columns=scored.indices
+    )
     items = scored.indices[positions]
 
     # the explanation: the most similar product bought (ties: the smallest sku), the first

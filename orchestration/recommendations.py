@@ -115,7 +115,7 @@ def recommend(
     products = products.sort_values("sku", kind="stable").reset_index(drop=True)
     n = len(products)
     product_ids = pa.array(products["product_id"])
-    categories = pa.array(sorted(products["category"].dropna().unique()))
+    categories = pa.array(sorted(products["category"].dropna().unique()), pa.string())
     category_of = _codes(products["category"], categories)
 
     # products outside the catalog, and categories no product of it has, join nothing

@@ -198,3 +198,16 @@ def test_picks_match_the_definition_in_any_input_order(shop, random):
         .reset_index(drop=True)
         .equals(again.sort_values(key).reset_index(drop=True))
     )
+
+
+def test_a_shop_without_a_catalog_yet_has_no_picks():
+    """Orders of products the (still empty) catalog does not list, and browsing of a category
+    no product has: nothing to pick, and no error."""
+    products = pd.DataFrame({"product_id": pd.Series([], dtype="int64"),
+                             "sku": pd.Series([], dtype="str"),
+                             "category": pd.Series([], dtype="str")})  # fmt: skip
+    bought = pd.DataFrame({"customer_key": ["a", "a"], "product_id": [11, 12]})
+    affinity = pd.DataFrame({"customer_key": ["a"], "category": ["shoes"], "share": [1.0],
+                             "category_rank": [1], "purchases": [2]})  # fmt: skip
+    result = picks(products, bought, affinity)
+    assert list(result.columns) == OUTPUT_COLUMNS and result.empty

@@ -143,6 +143,15 @@ def run_nights(first, nights) -> list[dict[str, set]]:
                 assert incremental.execute(
                     "select count(*) from identity.int_identity__observations__changes"
                 ) == [(0,)]
+                # the persons of the nodes listed were recomputed, nobody else: only the first
+                # build replaced every identifier's key
+                assert incremental.execute(
+                    "select count(*) from identity.int_identity__persons__pending"
+                ) == [(0,)]
+                assert incremental.execute(
+                    "select count(*) from identity.int_identity__identifier_keys__replaced "
+                    "where identifier_type is null"
+                ) == [(1,)]
             states.append(expected)
         return states
 

@@ -113,12 +113,21 @@
 {#- Pre-hook of int_customers__touched_persons: every identifier new, gone, or with another
     person or sighting since the last build (`identifier_changes`: its person before and now,
     and its sightings now), which the model reads and its post-hook applies to the kept
-    `identifiers`. Without a comparison, no such table. -#}
+    `identifiers`. Only the identifiers int_identity__identifier_keys listed as replaced since
+    are compared, all of them when it replaced every row (cdp.replaced_identifier_keys).
+    Without a comparison, no such table. -#}
 {%- macro compare_identifier_keys() -%}
   {%- if target.type == 'duckdb' -%}
     {%- set changes = cdp.state_relation('identifier_changes') -%}
     {%- if cdp.touched_persons_compared() %}
+    {%- set replaced = cdp.replaced_identifier_keys(ref('int_identity__identifier_keys')) %}
+    {%- set listed = cdp.identifier_keys_replaced_listed(replaced) %}
     create or replace table {{ changes }} as
+    {%- if listed %}
+    with replaced as materialized (
+        select distinct identifier_type, identifier_value from {{ replaced }}
+    )
+    {%- endif %}
     select
         identifier_type,
         identifier_value,
@@ -126,8 +135,19 @@
         before.customer_key as before_key,
         now.first_seen_at,
         now.last_seen_at
+    {%- if listed %}
+    from (
+        select * from {{ ref('int_identity__identifier_keys') }}
+        where (identifier_type, identifier_value) in (select * from replaced)
+    ) as now
+    full join (
+        select * from {{ cdp.state_relation('identifiers') }}
+        where (identifier_type, identifier_value) in (select * from replaced)
+    ) as before
+    {%- else %}
     from {{ ref('int_identity__identifier_keys') }} as now
     full join {{ cdp.state_relation('identifiers') }} as before
+    {%- endif %}
         using (identifier_type, identifier_value)
     where now.customer_key is distinct from before.customer_key
         or now.first_seen_at is distinct from before.first_seen_at
@@ -142,7 +162,7 @@
     beside it (cdp.state_relation): `identifiers` (every identifier's person and first and last
     sighting; the changed ones replaced in place when this build compared, else written
     whole), `recent_devices` (the devices of the export days the export may still replace),
-    `marks` (what the inputs look like). -#}
+    `marks` (what the inputs look like). The identifiers listed as replaced are compared. -#}
 {%- macro keep_touched_persons_state() -%}
   {%- if target.type == 'duckdb' -%}
     {%- set identifiers = cdp.state_relation('identifiers') -%}
@@ -160,6 +180,10 @@
     create or replace table {{ identifiers }} as
     select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }};
+    {%- endif %}
+    {%- set replaced = cdp.replaced_identifier_keys(ref('int_identity__identifier_keys')) %}
+    {%- if cdp.relation_exists(replaced) %}
+    delete from {{ replaced }};
     {%- endif %}
     create or replace table {{ cdp.state_relation('recent_devices') }} as
     {{ cdp.recent_devices() }};

@@ -22,6 +22,8 @@
     leaves that part (both its ends were in one component), so its components are exactly
     those of the whole graph, and every other component is kept as it was. Node numbers must
     therefore mean the same identifier from run to run. A full refresh computes everything.
+    With `lists_pending_persons` (config), the nodes recomputed are listed for the persons
+    after the components (macros/identity/restitch.sql).
 -#}
 
 {% materialization connected_components, default %}
@@ -127,6 +129,9 @@
         ~ work.changed ~ ' where not added)') %}
     {% do run_query('insert into ' ~ previous_links ~ ' select a, b from ' ~ work.changed
         ~ ' where added') %}
+    {%- if config.get('lists_pending_persons') %}
+    {% do run_query(cdp.list_pending_persons('select node from ' ~ work.touched)) %}
+    {%- endif %}
   {%- else -%}
     {%- if incremental -%}
       {% do run_query(cdp.cc_replace(work.result, 'select node, label from ' ~ work.settled
@@ -141,6 +146,10 @@
     {% do run_query('create table ' ~ target_relation ~ ' as select node, label from '
         ~ work.result) %}
     {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
+    {%- if config.get('lists_pending_persons') %}
+    {% do run_query(cdp.list_pending_persons(
+        'select node from ' ~ work.touched if incremental else none)) %}
+    {%- endif %}
   {%- endif %}
   {%- for relation in work.values() -%}
     {{ drop_relation_if_exists(relation) }}

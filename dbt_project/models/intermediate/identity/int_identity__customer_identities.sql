@@ -9,4 +9,3 @@ select
     last_seen_at
 from {{ ref('int_identity__identifier_keys') }}
 where identifier_type in ('customer_id', 'email', 'phone', 'device')
-order by customer_key, identifier_type, identifier_value

@@ -2,11 +2,37 @@
     key it inherits (int_identity__key_inheritance), else a new one derived from the person's
     earliest identifier, which a warehouse rebuilt from scratch finds again. A derived key
     that was ever used before (after a split) is salted with the component's label. This
-    table is the next run's previous state. -#}
+    table is the next run's previous state. Kept from build to build: a build recomputes only
+    the persons of the nodes listed since (macros/identity/restitch.sql), and lists the
+    identifiers whose rows it replaced for int_customers__touched_persons. -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ cdp.forget_listed_identifier_keys() }}",
+        post_hook=[
+            "{{ cdp.list_replaced_identifier_keys() }}",
+            "{{ cdp.pending_persons_applied() }}"
+        ]
+    )
+}}
+
+{%- set listed_only = cdp.restitch_listed_only() %}
 
 with
 
-persons as (select * from {{ ref('int_identity__persons') }}),
+persons as (
+
+    select * from {{ ref('int_identity__persons') }}
+    {%- if listed_only %}
+    where label in (
+        select label from {{ ref('int_identity__persons') }}
+        where node in ({{ cdp.pending_nodes() }})
+    )
+    {%- endif %}
+
+),
 
 survivors as (
 
@@ -74,6 +100,7 @@ label_keys as (
 )
 
 select
+    persons.node,
     persons.identifier_type,
     persons.identifier_value,
     label_keys.customer_key,

@@ -1,7 +1,11 @@
 {#- Which earlier customer_keys each person inherits. Each key of the previous run goes to
     the person holding most of its identifiers (so a split leaves the old key with the larger
     part); of the keys a person inherits, the oldest survives and the others retire
-    (int_identity__customer_key_merges). -#}
+    (int_identity__customer_key_merges). When only the persons of the listed nodes are
+    recomputed (macros/identity/restitch.sql), only their keys are here. -#}
+
+{%- set listed_only = cdp.restitch_listed_only() %}
+
 
 with
 
@@ -10,6 +14,21 @@ previous_keys as (
     {{ cdp.previous_state('int_identity__identifier_keys', {
         'identifier_type': dbt.type_string(), 'identifier_value': dbt.type_string(),
         'customer_key': dbt.type_string()}) }}
+    {%- if listed_only %}
+    where node in ({{ cdp.pending_nodes() }})
+    {%- endif %}
+
+),
+
+persons as (
+
+    select * from {{ ref('int_identity__persons') }}
+    {%- if listed_only %}
+    where label in (
+        select label from {{ ref('int_identity__persons') }}
+        where node in ({{ cdp.pending_nodes() }})
+    )
+    {%- endif %}
 
 ),
 
@@ -27,7 +46,7 @@ votes as (
         persons.label,
         count(*) as identifiers
     from previous_keys
-    inner join {{ ref('int_identity__persons') }} as persons
+    inner join persons
         on
             previous_keys.identifier_type = persons.identifier_type
             and previous_keys.identifier_value = persons.identifier_value

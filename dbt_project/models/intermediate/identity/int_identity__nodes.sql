@@ -3,13 +3,18 @@
     the connected components be kept from run to run and recomputed only where links changed.
     Two identifiers meeting on one number would fail the uniqueness test of `node`.
     Kept from build to build: a build recomputes only the identifiers of the observations
-    replaced since it last ran (int_identity__observations__changes). -#}
+    replaced since it last ran (int_identity__observations__changes), and lists them for
+    the persons to recompute (macros/identity/restitch.sql). -#}
 {{
     config(
         materialized=cdp.incremental_on_duckdb(),
         incremental_strategy='append',
         pre_hook="{{ cdp.forget_changed_observations('identifiers') if is_incremental() }}",
-        post_hook="{{ cdp.observation_changes_applied() }}"
+        post_hook=[
+            "{{ cdp.list_pending_persons(cdp.changed_observation_nodes()
+                if is_incremental() and cdp.observation_changes_listed() else none) }}",
+            "{{ cdp.observation_changes_applied() }}"
+        ]
     )
 }}
 

@@ -1,8 +1,31 @@
 {#- Every linked identifier with its component (label), for components that are persons: at
     least one identifier besides order ids (an order alone is nobody), and none erased (a
-    person holding an erased identifier, however it arrived, is dropped whole). -#}
+    person holding an erased identifier, however it arrived, is dropped whole). Kept from
+    build to build: a build recomputes only the components of the nodes listed since
+    (macros/identity/restitch.sql). -#}
+{{
+    config(
+        materialized=cdp.incremental_on_duckdb(),
+        incremental_strategy='append',
+        pre_hook="{{ cdp.forget_listed_persons() if is_incremental() }}",
+        post_hook="{{ cdp.pending_persons_taken() }}"
+    )
+}}
+
+{%- set listed_only = cdp.persons_listed_only() %}
 
 with
+
+{%- if listed_only %}
+
+labels as materialized (
+
+    select distinct label from {{ ref('int_identity__components') }}
+    where node in (select node from {{ cdp.persons_pending() }})
+
+),
+
+{%- endif %}
 
 identifiers as (
 
@@ -16,6 +39,9 @@ identifiers as (
     from {{ ref('int_identity__nodes') }} as nodes
     inner join {{ ref('int_identity__components') }} as components
         on nodes.node = components.node
+    {%- if listed_only %}
+    where components.label in (select label from labels)
+    {%- endif %}
 
 ),
 

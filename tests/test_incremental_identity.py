@@ -150,7 +150,7 @@ def run_nights(first, nights) -> list[dict[str, set]]:
                 ) == [(0,)]
                 assert incremental.execute(
                     "select count(*) from identity.int_identity__identifier_keys__replaced "
-                    "where identifier_type is null"
+                    "where node is null"
                 ) == [(1,)]
             states.append(expected)
         return states

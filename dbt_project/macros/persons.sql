@@ -104,10 +104,15 @@
 {#- Whether int_customers__touched_persons compares this build with the state the last one
     kept: not on its first build, a full refresh, or Spark (which keeps no state). -#}
 {%- macro touched_persons_compared() -%}
-  {{ return(not should_full_refresh()
-      and cdp.state_exists(['identifiers', 'marks', 'recent_devices'])
-      and adapter.get_relation(database=this.database, schema=this.schema,
-                               identifier=this.identifier) is not none) }}
+  {%- if should_full_refresh() or not cdp.state_exists(['identifiers', 'marks', 'recent_devices'])
+        or adapter.get_relation(database=this.database, schema=this.schema,
+                                identifier=this.identifier) is none -%}
+    {{ return(false) }}
+  {%- endif -%}
+  {#- the kept identifiers of a build before they had their nodes cannot be compared -#}
+  {%- set columns = adapter.get_columns_in_relation(cdp.state_relation('identifiers'))
+        | map(attribute='name') | list -%}
+  {{ return('node' in columns) }}
 {%- endmacro -%}
 
 {#- Pre-hook of int_customers__touched_persons: every identifier new, gone, or with another
@@ -124,13 +129,12 @@
     {%- set listed = cdp.identifier_keys_replaced_listed(replaced) %}
     create or replace table {{ changes }} as
     {%- if listed %}
-    with replaced as materialized (
-        select distinct identifier_type, identifier_value from {{ replaced }}
-    )
+    with replaced as materialized (select distinct node from {{ replaced }})
     {%- endif %}
     select
-        identifier_type,
-        identifier_value,
+        coalesce(now.node, before.node) as node,
+        coalesce(now.identifier_type, before.identifier_type) as identifier_type,
+        coalesce(now.identifier_value, before.identifier_value) as identifier_value,
         now.customer_key as now_key,
         before.customer_key as before_key,
         now.first_seen_at,
@@ -138,17 +142,17 @@
     {%- if listed %}
     from (
         select * from {{ ref('int_identity__identifier_keys') }}
-        where (identifier_type, identifier_value) in (select * from replaced)
+        where node in (select node from replaced)
     ) as now
     full join (
         select * from {{ cdp.state_relation('identifiers') }}
-        where (identifier_type, identifier_value) in (select * from replaced)
+        where node in (select node from replaced)
     ) as before
     {%- else %}
     from {{ ref('int_identity__identifier_keys') }} as now
     full join {{ cdp.state_relation('identifiers') }} as before
     {%- endif %}
-        using (identifier_type, identifier_value)
+        on now.node = before.node
     where now.customer_key is distinct from before.customer_key
         or now.first_seen_at is distinct from before.first_seen_at
         or now.last_seen_at is distinct from before.last_seen_at
@@ -168,17 +172,15 @@
     {%- set identifiers = cdp.state_relation('identifiers') -%}
     {%- set changes = cdp.state_relation('identifier_changes') -%}
     {%- if cdp.relation_exists(changes) %}
-    delete from {{ identifiers }} where (identifier_type, identifier_value) in (
-        select identifier_type, identifier_value from {{ changes }}
-    );
+    delete from {{ identifiers }} where node in (select node from {{ changes }});
     insert into {{ identifiers }}
-    select identifier_type, identifier_value, now_key, first_seen_at, last_seen_at
+    select node, identifier_type, identifier_value, now_key, first_seen_at, last_seen_at
     from {{ changes }}
     where now_key is not null;
     drop table {{ changes }};
     {%- else %}
     create or replace table {{ identifiers }} as
-    select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
+    select node, identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }};
     {%- endif %}
     {%- set replaced = cdp.replaced_identifier_keys(ref('int_identity__identifier_keys')) %}

@@ -121,19 +121,19 @@
     from {{ cdp.observation_changes() }}
 {%- endmacro -%}
 
-{#- The identifiers int_identity__identifier_keys replaced in this build, for
-    int_customers__touched_persons to compare (cdp.compare_identifier_keys): (type, value,
-    build), a row without an identifier when it replaced every row. -#}
+{#- The nodes whose rows int_identity__identifier_keys replaced (taken out, put in or both),
+    for int_customers__touched_persons to compare (cdp.compare_identifier_keys): (node,
+    build), a row without a node when it replaced every row. Emptied once compared. -#}
 {%- macro replaced_identifier_keys(keys) -%}
   {{ return(api.Relation.create(database=keys.database, schema=keys.schema,
       identifier=keys.identifier ~ '__replaced', type='table')) }}
 {%- endmacro -%}
 
-{#- Whether `replaced` lists identifiers, rather than saying every row was replaced. -#}
+{#- Whether `replaced` lists nodes, rather than saying every row was replaced. -#}
 {%- macro identifier_keys_replaced_listed(replaced) -%}
   {%- if not execute or not cdp.relation_exists(replaced) -%}{{ return(false) }}{%- endif -%}
   {%- set everybody = run_query('select count(*) from ' ~ replaced
-        ~ ' where identifier_type is null').columns[0].values()[0] -%}
+        ~ ' where node is null').columns[0].values()[0] -%}
   {{ return(everybody | int == 0) }}
 {%- endmacro -%}
 
@@ -144,41 +144,37 @@
 {%- macro forget_listed_identifier_keys() -%}
   {%- if target.type == 'duckdb' and cdp.restitch_listed_only() -%}
     {%- set replaced = cdp.replaced_identifier_keys(this) %}
-    create table if not exists {{ replaced }}
-        (identifier_type varchar, identifier_value varchar, _build varchar);
-    create or replace temp table _replaced_keys as
-    select identifier_type, identifier_value from {{ this }}
+    create table if not exists {{ replaced }} (node bigint, _build varchar);
+    create or replace temp table _replaced_nodes as
+    select node from {{ this }}
     where node in ({{ cdp.pending_nodes() }})
         or customer_key in (
             select customer_key from {{ this }} where node in ({{ cdp.pending_nodes() }})
         );
-    insert into {{ replaced }}
-    select identifier_type, identifier_value, '{{ invocation_id }}' from _replaced_keys;
-    delete from {{ this }}
-    where (identifier_type, identifier_value) in (select * from _replaced_keys);
+    insert into {{ replaced }} select node, '{{ invocation_id }}' from _replaced_nodes;
+    delete from {{ this }} where node in (select node from _replaced_nodes);
     update {{ this }} set is_new_key = false where is_new_key;
-    drop table _replaced_keys
+    drop table _replaced_nodes
   {%- elif is_incremental() %}
     delete from {{ this }}
   {%- endif -%}
 {%- endmacro -%}
 
-{#- Post-hook of int_identity__identifier_keys: the identifiers it wrote are listed as
-    replaced too; after a build of everybody, one row says so. -#}
+{#- Post-hook of int_identity__identifier_keys: the nodes it wrote are listed as replaced
+    too; after a build of everybody, one row says so. -#}
 {%- macro list_replaced_identifier_keys() -%}
   {%- if target.type == 'duckdb' -%}
     {%- set replaced = cdp.replaced_identifier_keys(this) %}
-    create table if not exists {{ replaced }}
-        (identifier_type varchar, identifier_value varchar, _build varchar);
+    create table if not exists {{ replaced }} (node bigint, _build varchar);
     {%- if cdp.restitch_listed_only() %}
     insert into {{ replaced }}
-    select identifier_type, identifier_value, '{{ invocation_id }}' from {{ ref('int_identity__persons') }}
+    select node, '{{ invocation_id }}' from {{ ref('int_identity__persons') }}
     where label in (
         select label from {{ ref('int_identity__persons') }}
         where node in ({{ cdp.pending_nodes() }})
     )
     {%- else %}
-    insert into {{ replaced }} values (null, null, '{{ invocation_id }}')
+    insert into {{ replaced }} values (null, '{{ invocation_id }}')
     {%- endif %}
   {%- endif -%}
 {%- endmacro -%}

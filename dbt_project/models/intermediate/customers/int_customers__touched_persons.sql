@@ -24,7 +24,7 @@ with
 
 identifiers as (
 
-    select identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
+    select node, identifier_type, identifier_value, customer_key, first_seen_at, last_seen_at
     from {{ ref('int_identity__identifier_keys') }}
 
 ),
@@ -124,7 +124,11 @@ touched as (
     union
     select identifiers.customer_key
     from identifiers
-    semi join loaded_identifiers using (identifier_type, identifier_value)
+    semi join (
+        -- by node number: a number is cheaper to look up than two strings
+        select {{ cdp.identifier_number('identifier_type', 'identifier_value') }} as node
+        from loaded_identifiers
+    ) as loaded using (node)
     union
     -- listed by a build whose per-person models did not all finish
     select customer_key from {{ this }}

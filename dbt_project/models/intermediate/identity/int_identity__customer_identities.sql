@@ -1,5 +1,8 @@
 {#- One row per identifier of a person with the person's stable customer_key; order ids,
-    which only tie orders to persons, are left out. -#}
+    which only tie orders to persons, are left out. A view: a copy would cost a write of
+    every identifier each build, for models that read it once. -#}
+
+{{ config(materialized='view') }}
 
 select
     identifier_type,

@@ -94,6 +94,18 @@
     where _build in (select _build from {{ cdp.persons_applied() }})
 {%- endmacro -%}
 
+{#- The rows of int_identity__persons a model after it recomputes: those of the persons of the
+    listed nodes (`listed_only`, cdp.restitch_listed_only), else all. -#}
+{%- macro restitched_persons(listed_only) -%}
+    select * from {{ ref('int_identity__persons') }}
+    {%- if listed_only %}
+    where label in (
+        select label from {{ ref('int_identity__persons') }}
+        where node in ({{ cdp.pending_nodes() }})
+    )
+    {%- endif %}
+{%- endmacro -%}
+
 {#- Post-hook of int_identity__identifier_keys: the listed builds are applied. -#}
 {%- macro pending_persons_applied() -%}
   {%- if target.type == 'duckdb' and cdp.relation_exists(cdp.persons_applied()) -%}
@@ -168,11 +180,7 @@
     create table if not exists {{ replaced }} (node bigint, _build varchar);
     {%- if cdp.restitch_listed_only() %}
     insert into {{ replaced }}
-    select node, '{{ invocation_id }}' from {{ ref('int_identity__persons') }}
-    where label in (
-        select label from {{ ref('int_identity__persons') }}
-        where node in ({{ cdp.pending_nodes() }})
-    )
+    select node, '{{ invocation_id }}' from ({{ cdp.restitched_persons(true) }}) as persons
     {%- else %}
     insert into {{ replaced }} values (null, '{{ invocation_id }}')
     {%- endif %}

@@ -22,13 +22,7 @@ previous_keys as (
 
 persons as (
 
-    select * from {{ ref('int_identity__persons') }}
-    {%- if listed_only %}
-    where label in (
-        select label from {{ ref('int_identity__persons') }}
-        where node in ({{ cdp.pending_nodes() }})
-    )
-    {%- endif %}
+    {{ cdp.restitched_persons(listed_only) }}
 
 ),
 

@@ -129,7 +129,7 @@
         ~ work.changed ~ ' where not added)') %}
     {% do run_query('insert into ' ~ previous_links ~ ' select a, b from ' ~ work.changed
         ~ ' where added') %}
-    {%- if config.get('lists_pending_persons') %}
+    {%- if config.get('lists_pending_persons') and target.type == 'duckdb' %}
     {% do run_query(cdp.list_pending_persons('select node from ' ~ work.touched)) %}
     {%- endif %}
   {%- else -%}
@@ -146,7 +146,7 @@
     {% do run_query('create table ' ~ target_relation ~ ' as select node, label from '
         ~ work.result) %}
     {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
-    {%- if config.get('lists_pending_persons') %}
+    {%- if config.get('lists_pending_persons') and target.type == 'duckdb' %}
     {% do run_query(cdp.list_pending_persons(
         'select node from ' ~ work.touched if incremental else none)) %}
     {%- endif %}

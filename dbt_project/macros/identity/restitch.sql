@@ -7,9 +7,9 @@
     nodes of the links added or gone, and every node of their components before and after),
     int_identity__nodes every identifier it recomputed (new, gone, or seen at other times). A
     row without a node says: recompute everybody (a components or nodes build from scratch).
-    int_identity__persons takes what is listed when it runs (`__applied`), the two models after
-    it read the same builds, and int_identity__identifier_keys deletes them once it has
-    applied them. A build that stops in between loses nothing: what was listed stays listed,
+    int_identity__persons applies everything listed when it runs and records which builds
+    that was (`__applied`); the two models after it apply the same builds, and
+    int_identity__identifier_keys deletes them once it has. A build that stops in between loses nothing: what was listed stays listed,
     and recomputing a person twice gives the same rows.
 
     Recomputing the persons of the listed nodes is exact: a component recomputed holds only

@@ -125,11 +125,6 @@ QUARANTINE_RULE = " or ".join(
 _DIGEST = "sha256(? || ':' || {kind} || ':' || {value})"
 
 
-def _digest(alias: str = "") -> str:
-    """The salted hash of the row's (identifier_type, identifier_value); `?` is the salt."""
-    return _DIGEST.format(kind=f"{alias}identifier_type", value=f"{alias}identifier_value")
-
-
 def _holds_erased(table: str, default_region: str) -> str:
     """The condition on a row of `table` that it holds an identifier listed in `_erase`."""
     return " or ".join(
@@ -165,6 +160,9 @@ def unknown_requests(con: duckdb.DuckDBPyConnection, salt: str, default_region: 
     existing = _tables(con)
     if REQUESTS not in existing:
         return 0
+    con.execute(f"create or replace temp table _requested as {_requested(default_region)}")
+    if scalar(con, "select count(*) from _requested") == 0:
+        return 0  # most nights: no request, and nothing to compare with every identifier
     known = (
         f"and (identifier_type, identifier_value) not in "
         f"(select identifier_type, identifier_value from {PREVIOUS_KEYS})"
@@ -174,7 +172,7 @@ def unknown_requests(con: duckdb.DuckDBPyConnection, salt: str, default_region: 
     return scalar(
         con,
         f"""
-        select count(*) from ({_requested(default_region)})
+        select count(*) from _requested
         where (identifier_type,
                {_DIGEST.format(kind="identifier_type", value="identifier_value")})
               not in (select identifier_type, identifier_hash from privacy.erased_identifiers)
@@ -208,17 +206,18 @@ def erase(
     if REQUESTS in raw:
         con.execute(f"insert into _erase {_requested(default_region)}")
     con.execute("create or replace temp table _erased_keys (customer_key varchar)")
-    if PREVIOUS_KEYS in existing:  # the persons of the requests, as last stitched
+    # what to look for in the stitching: the identifiers requested, and those erased before
+    # (hashed: only when there are any; neither, and nobody is looked up)
+    held = _holding_erased(con, salt)
+    if PREVIOUS_KEYS in existing and held:  # the persons of the requests, as last stitched
         con.execute(
             f"""
             insert into _erased_keys
             select distinct i.customer_key
             from {PREVIOUS_KEYS} as i
-            where (i.identifier_type, i.identifier_value) in (select * from _erase)
-               or (i.identifier_type, {_digest("i.")})
-                  in (select identifier_type, identifier_hash from privacy.erased_identifiers)
+            where {held.format(alias="i.")}
             """,
-            [salt],
+            [salt] * held.count("?"),
         )
         con.execute(
             f"""
@@ -233,11 +232,9 @@ def erase(
             create or replace temp table _erased_components as
             select distinct c.label
             from {NODES} as n join {COMPONENTS} as c using (node)
-            where (n.identifier_type, n.identifier_value) in (select * from _erase)
-               or (n.identifier_type, {_digest("n.")})
-                  in (select identifier_type, identifier_hash from privacy.erased_identifiers)
+            where {held.format(alias="n.") if held else "false"}
             """,
-            [salt],
+            [salt] * held.count("?"),
         )
         con.execute(
             f"""
@@ -294,6 +291,24 @@ def erase(
         con.execute("rollback")
         raise
     return Erased(deleted, identifiers)
+
+
+def _holding_erased(con: duckdb.DuckDBPyConnection, salt: str) -> str:
+    """The condition on an identifier row (`{alias}identifier_type`, `{alias}identifier_value`)
+    that it is requested for erasure (`_erase`) or was erased before, with one `?` for the salt
+    where it hashes; empty when neither can hold for any row, so that no identifier is read."""
+    conditions = []
+    if scalar(con, "select count(*) from _erase") > 0:
+        conditions.append(
+            "({alias}identifier_type, {alias}identifier_value) in (select * from _erase)"
+        )
+    if scalar(con, "select count(*) from privacy.erased_identifiers") > 0:
+        digest = _DIGEST.format(kind="{alias}identifier_type", value="{alias}identifier_value")
+        conditions.append(
+            f"({{alias}}identifier_type, {digest}) "
+            "in (select identifier_type, identifier_hash from privacy.erased_identifiers)"
+        )
+    return " or ".join(conditions)
 
 
 def _newly_loaded_erased(

@@ -208,7 +208,7 @@ def erase(
     con.execute("create or replace temp table _erased_keys (customer_key varchar)")
     # what to look for in the stitching: the identifiers requested, and those erased before
     # (hashed: only when there are any; neither, and nobody is looked up)
-    held = _holding_erased(con, salt)
+    held = _holding_erased(con)
     if PREVIOUS_KEYS in existing and held:  # the persons of the requests, as last stitched
         con.execute(
             f"""
@@ -293,7 +293,7 @@ def erase(
     return Erased(deleted, identifiers)
 
 
-def _holding_erased(con: duckdb.DuckDBPyConnection, salt: str) -> str:
+def _holding_erased(con: duckdb.DuckDBPyConnection) -> str:
     """The condition on an identifier row (`{alias}identifier_type`, `{alias}identifier_value`)
     that it is requested for erasure (`_erase`) or was erased before, with one `?` for the salt
     where it hashes; empty when neither can hold for any row, so that no identifier is read."""

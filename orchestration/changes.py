@@ -6,6 +6,8 @@ moves a signature. The build has one as well: the dbt project's files, the setti
 reads, and "today" (segments move with the date). Publication records them all; the next
 `cdp run` rebuilds what depends on a source whose signature moved, everything when the build's
 moved, and nothing when none did. Sources are named by their asset keys (`raw_shop/orders`).
+The definition alone (without the date, with the versions of dbt and DuckDB) is recorded too:
+dbt's unit tests, which test the project's SQL and not the data, run only when it moved.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from importlib import metadata
 
 import duckdb
 
@@ -24,6 +27,8 @@ from orchestration.settings import Settings
 from orchestration.warehouse import quote_ident
 
 BUILD = "build"  # the name the build's own signature is recorded under
+DEFINITION = "definition"  # the build's signature without the date, with dbt's and DuckDB's
+TOOLS = ("dbt-core", "dbt-duckdb", "dbt-spark", "duckdb", "pyspark")
 DDL = """
 create schema if not exists cdp_state;
 create table if not exists cdp_state.published_inputs (
@@ -38,6 +43,18 @@ create table if not exists cdp_state.published_inputs (
 def build_signature(settings: Settings) -> str:
     """The build's definition (the dbt project's files and the settings) and the date."""
     facts = {"definition": settings.build_definition(), "today": settings.today().isoformat()}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def definition_signature(settings: Settings) -> str:
+    """The build's definition and the versions of the tools that run its SQL."""
+    tools = {}
+    for name in TOOLS:
+        try:
+            tools[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    facts = {"definition": settings.build_definition(), "tools": tools}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
@@ -68,7 +85,7 @@ def _table_signature(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
 def signatures(
     con: duckdb.DuckDBPyConnection, sources: list[str], settings: Settings
 ) -> dict[str, str]:
-    found = {BUILD: build_signature(settings)}
+    found = {BUILD: build_signature(settings), DEFINITION: definition_signature(settings)}
     for source in sources:
         signature = _table_signature(con, source)
         if signature is not None:
@@ -96,6 +113,13 @@ def changed_sources(
     if published.get(BUILD) != now[BUILD]:
         return None
     return [s for s in sources if now.get(s) != published.get(s)]
+
+
+def definition_changed(con: duckdb.DuckDBPyConnection, now: dict[str, str]) -> bool:
+    """Whether the definition in `now` moved since the last publication (or none was made):
+    then dbt's unit tests run in the build. Unchanged, they would test the same SQL on the
+    same engine as the build that published, which ran them or skipped them for this reason."""
+    return _published(con).get(DEFINITION) != now[DEFINITION]
 
 
 def record_publication(
@@ -178,7 +202,7 @@ def nothing_new(settings: Settings) -> bool:
         published = _published(con)
         if not published:
             return False
-        sources = [name for name in published if name != BUILD]
+        sources = [name for name in published if name not in (BUILD, DEFINITION)]
         if signatures(con, sources, settings) != published:
             return False
     return not sources_with_news(settings, sheets=True)

@@ -60,9 +60,11 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     from orchestration.definitions import defs
+    from orchestration.defs.dbt.assets import dbt_build
     from orchestration.defs.dbt.assets import source_keys as build_sources
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
     from orchestration.defs.publish.assets import EXTRACT_RUN_TAG
+    from orchestration.defs.quality.validate import start_importing
     from orchestration.warehouse import connect
 
     definitions = defs()
@@ -86,7 +88,10 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
 
     def execute(
-        run_id: str, selection: list[dg.AssetKey] | None, tags: dict | None = None
+        run_id: str,
+        selection: list[dg.AssetKey] | None,
+        tags: dict | None = None,
+        config: dict | None = None,
     ) -> dg.ExecuteInProcessResult:
         with contextlib.ExitStack() as quiet:
             if not args.verbose:  # dbt's own lines go to the log file, not the console
@@ -95,13 +100,14 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 quiet.enter_context(contextlib.redirect_stdout(log))
             return job.execute_in_process(
                 instance=_instance(settings.data_dir),
-                run_config=run_config,
+                run_config=config or run_config,
                 raise_on_error=False,
                 run_id=run_id,
                 asset_selection=selection,
                 tags=tags,
             )
 
+    start_importing()  # the suites' library, while the extracts run
     if args.full_refresh:
         results = [execute(first_id, None)]
     else:
@@ -111,6 +117,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         with connect(settings.warehouse_path) as con:
             inputs = changes.signatures(con, source_names, settings)
             changed = changes.changed_sources(con, inputs, source_names)
+            unit_tests = changes.definition_changed(con, inputs)
         if changed == []:
             seconds = time.perf_counter() - started
             print(
@@ -129,7 +136,11 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             why = "what depends on " + ", ".join(changed)
         print(f"cdp: run {build_id} builds {why}", flush=True)
         tags = {EXTRACT_RUN_TAG: first_id}
-        results.append(execute(build_id, sorted(build.resolve(graph)), tags))
+        config = run_config
+        if not unit_tests:  # the SQL they test is the last publication's
+            print("cdp: dbt's unit tests skipped: the project and settings are unchanged")
+            config = {**run_config, "ops": {dbt_build.op.name: {"config": {"unit_tests": False}}}}
+        results.append(execute(build_id, sorted(build.resolve(graph)), tags, config))
     # the publication records what it was built from (orchestration/changes.py)
     return _report(results, settings, started, log_file)
 

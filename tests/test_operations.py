@@ -10,7 +10,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import dagster as dg
 import sqlalchemy as sa
 
-from orchestration.changes import changed_sources, record_publication, signatures
+from orchestration.changes import (
+    changed_sources,
+    definition_changed,
+    record_publication,
+    signatures,
+)
 from orchestration.definitions import defs
 from orchestration.defs.ga4.extract import sync_export
 from orchestration.defs.pipeline.schedules import default_status, source_changes
@@ -129,3 +134,21 @@ def test_a_publication_records_its_inputs_only_when_it_rebuilt_what_they_feed(tm
         assert changed_sources(con, now, sorted(after)) == ["raw_shop/orders"]  # still owed
         assert record_publication(con, after, {"orders", "profiles"}, settings, "r4") is None
         assert changed_sources(con, now, sorted(after)) == []
+
+
+def test_unit_tests_run_only_when_the_definition_moved(tmp_path, monkeypatch):
+    """dbt's unit tests test the project's SQL: a new date or new data does not call for them,
+    a changed setting or a new DuckDB does."""
+    settings = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_AS_OF": "2026-10-21"})
+    with connect(tmp_path / "warehouse.duckdb") as con:
+        assert definition_changed(con, signatures(con, [], settings))  # nothing published
+        assert record_publication(con, {}, None, settings, "r1") is None
+        tomorrow = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_AS_OF": "2026-10-22"})
+        assert not definition_changed(con, signatures(con, [], tomorrow))
+        other = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_REPORTING_CURRENCY": "EUR"})
+        assert definition_changed(con, signatures(con, [], other))
+        monkeypatch.setattr(
+            "orchestration.changes.metadata.version",
+            lambda name: "9.9" if name == "duckdb" else "1.0",
+        )
+        assert definition_changed(con, signatures(con, [], tomorrow))

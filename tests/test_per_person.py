@@ -4,6 +4,7 @@ those of a full refresh on the same inputs."""
 
 import gzip
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -174,6 +175,7 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
 
     first = run_cdp(data_dir, CDP_AS_OF="2026-10-21", **env)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert unit_tests_run(first) > 0  # the first publication tests the project's SQL
     assert last_build(data_dir) == {
         "this_build:touched": str(persons(data_dir)),
         "this_build:everyone": "true",
@@ -185,6 +187,8 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
     night_of_shop_changes(shop)
     night = run_cdp(data_dir, CDP_AS_OF="2026-10-22", **env)
     assert night.returncode == 0, night.stderr[-3000:]
+    assert unit_tests_run(night) == 0  # the same project as the publication's
+    assert "unit tests skipped" in night.stdout
     listed = last_build(data_dir)
     assert listed["this_build:everyone"] == "false"
     assert 0 < int(listed["this_build:touched"]) < persons(data_dir) / 2
@@ -211,6 +215,12 @@ def test_a_night_recomputes_only_touched_persons_and_equals_a_full_refresh(tmp_p
     assert last_build(data_dir)["this_build:everyone"] == "true"
     assert content_hash(data_dir / "marts.duckdb") == nightly
     assert kept_rows(data_dir) == nightly_rows
+
+
+def unit_tests_run(result) -> int:
+    """How many of dbt's unit tests the run's build started, from its full log."""
+    log = Path(re.search(r"full log: (\S+)", result.stdout).group(1))
+    return log.read_text().count("START unit_test")
 
 
 def purchases(data_dir: Path) -> list:

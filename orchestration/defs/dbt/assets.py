@@ -41,6 +41,10 @@ class DbtBuildConfig(dg.Config):
     full_refresh: bool = False
     """Rebuild the incremental staging models from all of raw instead of the rows loaded since
     their last build (the identity state, keys and merges, is kept)."""
+    unit_tests: bool = True
+    """Run dbt's unit tests, which test the project's SQL on made-up rows, not the data: `cdp
+    run` turns them off when the project, its settings and the versions of dbt and DuckDB are
+    those of the last publication (orchestration/changes.py)."""
 
 
 # Assets that get more metadata once dbt is done (it holds the warehouse meanwhile), as an
@@ -67,6 +71,8 @@ def dbt_build(
     # Dagster sets its own value when it runs a subset of the checks.
     os.environ.setdefault("DBT_INDIRECT_SELECTION", "buildable")
     args = ["build", "--full-refresh"] if config.full_refresh else ["build"]
+    if not config.unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     built = []
     for event in dbt.cli(args, context=context).stream():
         key = (

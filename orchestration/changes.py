@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from importlib import metadata
 
 import duckdb
@@ -164,16 +165,29 @@ def sources_with_news(settings: Settings, *, sheets: bool) -> dict[str, str]:
     a GA4 shard whose files differ from the loaded day (intraday ones included), shop rows
     changed past the loaded ones, and with `sheets` a tab whose content differs. Reads the
     sources' listings, newest changes and tabs, never the GA4 files or shop rows."""
+    return dict(_news(settings, sheets=sheets))
+
+
+def _news(settings: Settings, *, sheets: bool) -> Iterator[tuple[str, str]]:
+    """The sources with news one by one, the cheapest to ask first: the GA4 export's listing,
+    the shop's newest changes, then the Sheets tabs (read whole)."""
     if not settings.warehouse_path.exists():
-        return {"raw_ga4/events": "not loaded yet"}
+        yield "raw_ga4/events", "not loaded yet"
+        return
     _, days = list_export(settings.ga4_export_uri, settings.source_timeout_seconds)
-    shop = ShopSource(
-        settings.shop_db_url or ensure_demo_shop_db(settings.demo_shop_db_path),
-        settings.shop_db_schema,
-        settings.source_timeout_seconds,
-    )
-    tabs = []
-    if sheets:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        known = dict(con.execute("select export_day, fingerprint from raw_ga4._shards").fetchall())
+        grown = [f"{d.shard}:{d.fingerprint}" for d in days if known.get(d.day) != d.fingerprint]
+        if grown:
+            yield "raw_ga4/events", ",".join(grown)
+        shop = ShopSource(
+            settings.shop_db_url or ensure_demo_shop_db(settings.demo_shop_db_path),
+            settings.shop_db_schema,
+            settings.source_timeout_seconds,
+        )
+        yield from ((f"raw_shop/{t}", at) for t, at in tables_with_news(con, shop).items())
+        if not sheets:
+            return
         tabs = read_tabs(
             settings.sheets_uri,
             list(TABS),
@@ -181,16 +195,9 @@ def sources_with_news(settings: Settings, *, sheets: bool) -> dict[str, str]:
             os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"),
             timeout=settings.source_timeout_seconds,
         )
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        known = dict(con.execute("select export_day, fingerprint from raw_ga4._shards").fetchall())
-        news = {f"raw_shop/{t}": at for t, at in tables_with_news(con, shop).items()}
         for tab in tabs:
             if loaded_digest(con, tab.name) != tab.digest:
-                news[f"raw_sheets/{tab.name}"] = tab.digest
-    grown = [f"{d.shard}:{d.fingerprint}" for d in days if known.get(d.day) != d.fingerprint]
-    if grown:
-        news["raw_ga4/events"] = ",".join(grown)
-    return news
+                yield f"raw_sheets/{tab.name}", tab.digest
 
 
 def nothing_new(settings: Settings) -> bool:
@@ -205,4 +212,4 @@ def nothing_new(settings: Settings) -> bool:
         sources = [name for name in published if name not in (BUILD, DEFINITION)]
         if signatures(con, sources, settings) != published:
             return False
-    return not sources_with_news(settings, sheets=True)
+    return next(_news(settings, sheets=True), None) is None

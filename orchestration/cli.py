@@ -64,7 +64,6 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     from orchestration.defs.dbt.assets import source_keys as build_sources
     from orchestration.defs.pipeline.jobs import full_refresh_run_config
     from orchestration.defs.publish.assets import EXTRACT_RUN_TAG
-    from orchestration.defs.quality.validate import start_importing
     from orchestration.warehouse import connect
 
     definitions = defs()
@@ -107,7 +106,6 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 tags=tags,
             )
 
-    start_importing()  # the suites' library, while the extracts run
     if args.full_refresh:
         results = [execute(first_id, None)]
     else:

@@ -8,12 +8,9 @@ read from DuckDB: a nightly run validates what it brought in, not the whole hist
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-import importlib
 import os
-import threading
 from pathlib import Path
 
 import duckdb
@@ -41,19 +38,6 @@ SAMPLE_KEYS = {
 @functools.cache
 def thresholds() -> dict:
     return yaml.safe_load((EXPECTATIONS_DIR / "checks.yml").read_text())
-
-
-def start_importing() -> None:
-    """Import Great Expectations (about 4 s) on a thread of its own while the extracts run:
-    they spend most of their time in DuckDB and the sources, which release Python's lock, so
-    the import costs the run little instead of delaying its first suite. A suite that starts
-    before it is done waits for it, and one that finds it failed imports it again itself."""
-    threading.Thread(target=_import, name="import great_expectations", daemon=True).start()
-
-
-def _import() -> None:
-    with contextlib.suppress(Exception):
-        importlib.import_module("great_expectations")
 
 
 def _context(data_dir: Path):

@@ -41,22 +41,18 @@ create table if not exists cdp_state.published_inputs (
 """
 
 
-def build_signature(settings: Settings) -> str:
-    """The build's definition (the dbt project's files and the settings) and the date."""
-    facts = {"definition": settings.build_definition(), "today": settings.today().isoformat()}
+def _digest(facts: dict) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def definition_signature(settings: Settings) -> str:
-    """The build's definition and the versions of the tools that run its SQL."""
+def _tool_versions() -> dict[str, str]:
     tools = {}
     for name in TOOLS:
         try:
             tools[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    facts = {"definition": settings.build_definition(), "tools": tools}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return tools
 
 
 def _table_signature(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
@@ -86,7 +82,14 @@ def _table_signature(con: duckdb.DuckDBPyConnection, source: str) -> str | None:
 def signatures(
     con: duckdb.DuckDBPyConnection, sources: list[str], settings: Settings
 ) -> dict[str, str]:
-    found = {BUILD: build_signature(settings), DEFINITION: definition_signature(settings)}
+    """Each source's signature, the build's (its definition and the date) and the
+    definition's (with the versions of the tools that run its SQL); the project's files are
+    read once for both."""
+    definition = settings.build_definition()
+    found = {
+        BUILD: _digest({"definition": definition, "today": settings.today().isoformat()}),
+        DEFINITION: _digest({"definition": definition, "tools": _tool_versions()}),
+    }
     for source in sources:
         signature = _table_signature(con, source)
         if signature is not None:
@@ -94,7 +97,7 @@ def signatures(
     return found
 
 
-def _published(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+def published_signatures(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """The signatures the last publication recorded (none yet: empty); reads only."""
     recorded = con.execute(
         "select count(*) from information_schema.tables "
@@ -106,21 +109,20 @@ def _published(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 
 
 def changed_sources(
-    con: duckdb.DuckDBPyConnection, now: dict[str, str], sources: list[str]
+    published: dict[str, str], now: dict[str, str], sources: list[str]
 ) -> list[str] | None:
-    """The sources whose signature in `now` moved since the last publication; None (build
-    everything) when the build's moved or nothing was published yet."""
-    published = _published(con)
+    """The sources whose signature in `now` moved since the last publication (`published`);
+    None (build everything) when the build's moved or nothing was published yet."""
     if published.get(BUILD) != now[BUILD]:
         return None
     return [s for s in sources if now.get(s) != published.get(s)]
 
 
-def definition_changed(con: duckdb.DuckDBPyConnection, now: dict[str, str]) -> bool:
+def definition_changed(published: dict[str, str], now: dict[str, str]) -> bool:
     """Whether the definition in `now` moved since the last publication (or none was made):
     then dbt's unit tests run in the build. Unchanged, they would test the same SQL on the
     same engine as the build that published, which ran them or skipped them for this reason."""
-    return _published(con).get(DEFINITION) != now[DEFINITION]
+    return published.get(DEFINITION) != now[DEFINITION]
 
 
 def record_publication(
@@ -137,7 +139,7 @@ def record_publication(
     run, and the build's signature moved only if the run rebuilt everything. A run from the
     UI, the schedule or the sensor records as `cdp run` does. Returns why it did not."""
     now = signatures(con, sorted(sources), settings)
-    published = _published(con)
+    published = published_signatures(con)
     everything = set().union(*sources.values())
     if published.get(BUILD) != now[BUILD] and built is not None and not everything <= built:
         return "the build changed (project, settings or date) and this run rebuilt a part"
@@ -206,7 +208,7 @@ def nothing_new(settings: Settings) -> bool:
     if not settings.marts_path.exists() or not settings.warehouse_path.exists():
         return False
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        published = _published(con)
+        published = published_signatures(con)
         if not published:
             return False
         sources = [name for name in published if name not in (BUILD, DEFINITION)]

@@ -60,9 +60,8 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 0
     from orchestration.definitions import defs
-    from orchestration.defs.dbt.assets import dbt_build
     from orchestration.defs.dbt.assets import source_keys as build_sources
-    from orchestration.defs.pipeline.jobs import full_refresh_run_config
+    from orchestration.defs.pipeline.jobs import steps_config
     from orchestration.defs.publish.assets import EXTRACT_RUN_TAG
     from orchestration.warehouse import connect
 
@@ -80,7 +79,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         run_config["loggers"]["console"] = {"config": {"log_level": args.log_level}}
     job = definitions.resolve_job_def(JOB).with_logger_defs(loggers)
     if args.full_refresh:
-        run_config.update(full_refresh_run_config(job))
+        run_config.update(steps_config(job, full_refresh=True))
     today = settings.today().isoformat() + (" (the demo's)" if settings.on_demo_ga4 else "")
     print(f"cdp: run {first_id} started, today = {today}", flush=True)
     started = time.perf_counter()
@@ -114,8 +113,9 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             return _report(results, settings, started, log_file)
         with connect(settings.warehouse_path) as con:
             inputs = changes.signatures(con, source_names, settings)
-            changed = changes.changed_sources(con, inputs, source_names)
-            unit_tests = changes.definition_changed(con, inputs)
+            published = changes.published_signatures(con)
+        changed = changes.changed_sources(published, inputs, source_names)
+        unit_tests = changes.definition_changed(published, inputs)
         if changed == []:
             seconds = time.perf_counter() - started
             print(
@@ -137,7 +137,7 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
         config = run_config
         if not unit_tests:  # the SQL they test is the last publication's
             print("cdp: dbt's unit tests skipped: the project and settings are unchanged")
-            config = {**run_config, "ops": {dbt_build.op.name: {"config": {"unit_tests": False}}}}
+            config = {**run_config, **steps_config(job, unit_tests=False)}
         results.append(execute(build_id, sorted(build.resolve(graph)), tags, config))
     # the publication records what it was built from (orchestration/changes.py)
     return _report(results, settings, started, log_file)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from orchestration.changes import (
     changed_sources,
     definition_changed,
+    published_signatures,
     record_publication,
     signatures,
 )
@@ -125,15 +126,17 @@ def test_a_publication_records_its_inputs_only_when_it_rebuilt_what_they_feed(tm
         # a first publication: only a run of everything knows what all marts were built from
         assert "rebuilt a part" in record_publication(con, after, {"events"}, settings, "r1")
         assert record_publication(con, after, None, settings, "r2") is None
-        assert not changed_sources(con, signatures(con, sorted(after), settings), sorted(after))
+        now = signatures(con, sorted(after), settings)
+        assert not changed_sources(published_signatures(con), now, sorted(after))
 
         con.execute("insert into raw_shop.orders values (now() + interval 1 hour)")
         why = record_publication(con, after, {"events", "profiles"}, settings, "r3")
         assert why == "raw_shop/orders changed and this run did not rebuild everything after it"
         now = signatures(con, sorted(after), settings)
-        assert changed_sources(con, now, sorted(after)) == ["raw_shop/orders"]  # still owed
+        owed = changed_sources(published_signatures(con), now, sorted(after))
+        assert owed == ["raw_shop/orders"]  # still owed
         assert record_publication(con, after, {"orders", "profiles"}, settings, "r4") is None
-        assert changed_sources(con, now, sorted(after)) == []
+        assert changed_sources(published_signatures(con), now, sorted(after)) == []
 
 
 def test_unit_tests_run_only_when_the_definition_moved(tmp_path, monkeypatch):
@@ -141,14 +144,15 @@ def test_unit_tests_run_only_when_the_definition_moved(tmp_path, monkeypatch):
     a changed setting or a new DuckDB does."""
     settings = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_AS_OF": "2026-10-21"})
     with connect(tmp_path / "warehouse.duckdb") as con:
-        assert definition_changed(con, signatures(con, [], settings))  # nothing published
+        nothing_published = published_signatures(con)
+        assert definition_changed(nothing_published, signatures(con, [], settings))
         assert record_publication(con, {}, None, settings, "r1") is None
         tomorrow = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_AS_OF": "2026-10-22"})
-        assert not definition_changed(con, signatures(con, [], tomorrow))
+        assert not definition_changed(published_signatures(con), signatures(con, [], tomorrow))
         other = load_settings({"CDP_DATA_DIR": str(tmp_path), "CDP_REPORTING_CURRENCY": "EUR"})
-        assert definition_changed(con, signatures(con, [], other))
+        assert definition_changed(published_signatures(con), signatures(con, [], other))
         monkeypatch.setattr(
             "orchestration.changes.metadata.version",
             lambda name: "9.9" if name == "duckdb" else "1.0",
         )
-        assert definition_changed(con, signatures(con, [], tomorrow))
+        assert definition_changed(published_signatures(con), signatures(con, [], tomorrow))

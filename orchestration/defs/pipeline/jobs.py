@@ -27,12 +27,13 @@ nightly = dg.define_asset_job(
 )
 
 
-def full_refresh_run_config(job: dg.JobDefinition) -> dict:
-    """`full_refresh: true` for every step of `job` that takes it, under the step's own op
-    name, so a renamed asset or a new incremental step cannot leave the option behind."""
+def steps_config(job: dg.JobDefinition, **values) -> dict:
+    """Run config setting `values` (e.g. `full_refresh=True`) for every step of `job` whose
+    config has those fields, under the step's own op name, so a renamed asset or a new step
+    taking the option cannot leave it behind."""
     ops = {}
     for node in job.graph.node_defs:
         fields = getattr(node.config_schema and node.config_schema.config_type, "fields", None)
-        if fields and "full_refresh" in fields:
-            ops[node.name] = {"config": {"full_refresh": True}}
+        if fields and set(values) <= set(fields):
+            ops[node.name] = {"config": dict(values)}
     return {"ops": ops}

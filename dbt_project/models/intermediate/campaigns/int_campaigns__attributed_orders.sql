@@ -2,7 +2,11 @@
     `valid_order_statuses`) goes to the latest click before it by any email of the same
     stitched person, when it came within `attribution_days` of that click; an order whose
     latest earlier click is older, and an order before any click, goes to no campaign. Only
-    clicks of recipients count (an email that was sent the campaign and variant). -#}
+    clicks of recipients count (an email that was sent the campaign and variant). An order's
+    attribution reads only its person's orders and emails: kept from build to build for the
+    persons not touched since (macros/persons.sql). -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 with
 
@@ -12,13 +16,16 @@ emails as (
         identifier_value as email,
         customer_key
     from {{ ref('int_identity__customer_identities') }}
-    where identifier_type = 'email'
+    where identifier_type = 'email' and {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 
 events as (
 
     select * from {{ ref('stg_shop__email_events') }}
+    {%- if cdp.only_touched_persons() %}
+    semi join emails using (email)
+    {%- endif %}
     where campaign_id is not null and email is not null
 
 ),
@@ -62,7 +69,7 @@ valid_orders as (
         ordered_at,
         reporting_amount as amount
     from {{ ref('int_customers__orders') }}
-    where is_valid
+    where is_valid and {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 

@@ -3,11 +3,22 @@
     their amount in the reporting currency (CDP_REPORTING_CURRENCY). An order is converted
     with the latest rate of its currency on or before its day (UTC), at most
     `fx_max_rate_age_days` old; without one its `reporting_amount` is null, and the blocking
-    check `fx_rates_cover_orders` stops the run before anything is published. -#}
+    check `fx_rates_cover_orders` stops the run before anything is published. Kept from build
+    to build for the persons not touched since (macros/persons.sql): an order changed, or
+    moved to another person, touches its persons; a changed fx_rates tab touches everyone. -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 {%- set reporting_currency = reporting_currency() %}
 
 with
+
+order_keys as (
+
+    select * from {{ ref('int_identity__order_keys') }}
+    where {{ cdp.touched_persons_only('customer_key') }}
+
+),
 
 orders as (
 
@@ -15,12 +26,9 @@ orders as (
         *,
         cast(ordered_at as date) as order_day
     from {{ ref('stg_shop__orders') }}
-
-),
-
-order_keys as (
-
-    select * from {{ ref('int_identity__order_keys') }}
+    {%- if cdp.only_touched_persons() %}
+    semi join order_keys using (order_id)
+    {%- endif %}
 
 ),
 

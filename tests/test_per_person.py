@@ -26,6 +26,8 @@ KEPT = [  # the models a build updates instead of computing them again
     "intermediate.int_customers__profiles",
     "intermediate.int_customers__products_bought",
     "intermediate.int_customers__co_purchases",
+    "intermediate.int_customers__orders",
+    "intermediate.int_campaigns__attributed_orders",
     "identity.int_identity__observations",
     "identity.int_identity__nodes",
     "identity.int_identity__record_identifiers",
@@ -36,11 +38,13 @@ KEPT = [  # the models a build updates instead of computing them again
 
 
 def kept_rows(data_dir: Path) -> dict[str, list]:
-    """Every row of the models kept from build to build, in one order."""
+    """Every row of the models kept from build to build, in one order; without the time a
+    source row was loaded (a full refresh loads every row again)."""
+    columns = "columns(lambda c: c <> '_loaded_at')"
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
         return {
             model: con.execute(
-                f"select t::varchar as row from {model} as t order by row"
+                f"select t::varchar as row from (select {columns} from {model}) as t order by row"
             ).fetchall()
             for model in KEPT
         }

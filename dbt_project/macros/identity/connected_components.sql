@@ -252,18 +252,27 @@
 {% endmacro %}
 
 {#- Links between the identifiers of one record: each to the record's smallest node (a star
-    per record), as (a, b) for the connected_components materialization. `members` is a
-    relation or CTE of (record, node). -#}
-{% macro star_links(members) %}
+    per record), as (a, b) for the connected_components materialization. Of the rows of
+    `identifiers` (record, node, ...), those matching `may_link` and whose node is not in
+    `removed` (a relation of nodes) are linked; `anchor` is the column holding each record's
+    smallest node matching `may_link` (kept with the record). Only a record whose anchor was
+    removed needs its smallest node found again: every other star is centred on its anchor. -#}
+{% macro star_links(identifiers, anchor, may_link, removed) %}
     select
-        {{ members }}.node as a,
-        anchors.anchor as b
-    from {{ members }}
-    inner join (
-        select
-            record,
-            min(node) as anchor
-        from {{ members }}
-        group by record
-    ) as anchors on {{ members }}.record = anchors.record
+        node as a,
+        {{ anchor }} as b
+    from {{ identifiers }}
+    where
+        {{ may_link }}
+        and node not in (select node from {{ removed }})
+        and {{ anchor }} not in (select node from {{ removed }})
+    union all
+    select
+        node,
+        min(node) over (partition by record)
+    from {{ identifiers }}
+    where
+        {{ may_link }}
+        and node not in (select node from {{ removed }})
+        and {{ anchor }} in (select node from {{ removed }})
 {% endmacro %}

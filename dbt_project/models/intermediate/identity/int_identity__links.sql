@@ -3,13 +3,8 @@
 
 {{ config(materialized='view') }}
 
-with
-
-members as (
-
-    select * from {{ ref('int_identity__record_identifiers') }}
-    where node not in (select node from {{ ref('int_identity__guard_audit') }})
-
-)
-
-{{ cdp.star_links('members') }}
+{{ cdp.star_links(
+    ref('int_identity__record_identifiers'),
+    anchor='anchor',
+    may_link='true',
+    removed=ref('int_identity__guard_audit')) }}

@@ -3,15 +3,8 @@
 
 {{ config(materialized='view') }}
 
-with
-
-members as (
-
-    select * from {{ ref('int_identity__record_identifiers') }}
-    where
-        identifier_type <> 'device'
-        and node not in (select node from {{ ref('int_identity__blocked_identifiers') }})
-
-)
-
-{{ cdp.star_links('members') }}
+{{ cdp.star_links(
+    ref('int_identity__record_identifiers'),
+    anchor='anchor_without_devices',
+    may_link="identifier_type <> 'device'",
+    removed=ref('int_identity__blocked_identifiers')) }}

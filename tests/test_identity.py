@@ -137,6 +137,41 @@ def test_placeholder_email_links_nobody(warehouse):
     assert keys[1] > 3 and keys[0] > 3
 
 
+@pytest.mark.parametrize(
+    ("links", "may_link", "removed"),
+    [
+        ("int_identity__links", "true", "int_identity__guard_audit"),
+        (
+            "int_identity__links_without_devices",
+            "identifier_type <> 'device'",
+            "int_identity__blocked_identifiers",
+        ),
+    ],
+)
+def test_links_are_a_star_per_record_around_its_smallest_linkable_node(
+    warehouse, links, may_link, removed
+):
+    """The links read each record's kept centre; a record whose centre merge protection
+    removed is centred on its smallest node left, as if grouped from scratch."""
+    scratch = f"""
+        select node as a, min(node) over (partition by record) as b
+        from identity.int_identity__record_identifiers
+        where {may_link} and node not in (select node from identity.{removed})
+    """
+    kept = f"select a, b from identity.{links}"
+    for one, other in ((scratch, kept), (kept, scratch)):
+        assert not warehouse.execute(f"({one}) except ({other})").fetchall()
+    anchor = "anchor" if may_link == "true" else "anchor_without_devices"
+    recentred = warehouse.execute(
+        f"""
+        select count(distinct record) from identity.int_identity__record_identifiers
+        where {may_link} and node not in (select node from identity.{removed})
+            and {anchor} in (select node from identity.{removed})
+        """
+    ).fetchall()[0][0]
+    assert recentred > 0, "the demo has records whose smallest node is removed"
+
+
 def test_person_registered_twice_has_one_key(warehouse):
     twice = warehouse.execute(
         """

@@ -256,7 +256,8 @@
     `identifiers` (record, node, ...), those matching `may_link` and whose node is not in
     `removed` (a relation of nodes) are linked; `anchor` is the column holding each record's
     smallest node matching `may_link` (kept with the record). Only a record whose anchor was
-    removed needs its smallest node found again: every other star is centred on its anchor. -#}
+    removed, or is missing (rows kept before the column was), needs its smallest node found
+    again: every other star is centred on its anchor. -#}
 {% macro star_links(identifiers, anchor, may_link, removed) %}
     select
         node as a,
@@ -274,5 +275,5 @@
     where
         {{ may_link }}
         and node not in (select node from {{ removed }})
-        and {{ anchor }} in (select node from {{ removed }})
+        and ({{ anchor }} is null or {{ anchor }} in (select node from {{ removed }}))
 {% endmacro %}

@@ -1,7 +1,8 @@
 """Predicted purchases, spend and churn risk per buyer (orchestration/predictions.py: BG/NBD and
-Gamma-Gamma from pymc-marketing). A Python model because the models come from a library; the
-`customer_predictions` mart types the columns under a contract. Every row carries the fit
-(parameters, convergence, seconds) as JSON, which the Dagster asset shows as metadata."""
+Gamma-Gamma, fitted by maximum likelihood with SciPy). A Python model because the fit is a
+numerical optimization; the `customer_predictions` mart types the columns under a contract.
+Every row carries the fit (parameters, convergence, seconds) as JSON, which the Dagster asset
+shows as metadata."""
 
 from orchestration.predictions import predict
 from orchestration.spark import from_pandas, to_pandas

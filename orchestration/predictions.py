@@ -119,7 +119,7 @@ def fit_purchases(
 
     def log_likelihood(r, alpha, a, b):
         log_tx, log_T = np.log(alpha + t_x), np.log(alpha + T)
-        log_c3 = (r + xs[at]) * (log_tx - log_T)  # ((alpha + t_x) / (alpha + T)) ** (r + x)
+        log_c3 = (r + x) * (log_tx - log_T)  # ((alpha + t_x) / (alpha + T)) ** (r + x)
         log_c4 = np.where(repeat, np.log(a) - np.log(np.where(repeat, b + x - 1, 1)), -np.inf)
         log_s = np.logaddexp(log_c3, log_c4)
         w3, w4 = np.exp(log_c3 - log_s), np.exp(log_c4 - log_s)

@@ -9,9 +9,9 @@ the reason in `note`; the run goes on.
 
 Both likelihoods and their gradients are written out here (a few lines each, in closed form)
 and summed over the distinct histories, each weighted by its number of buyers: at a million
-persons that is a third of the rows, and a fit plus the predictions take about a second where
-a general-purpose probabilistic library spent 15 to 20 s importing, compiling and evaluating
-the same formulas (docs/predictions.md compares the two).
+persons that is a third of the rows, and both fits plus the predictions take 3 to 4 s where a
+general-purpose probabilistic library spent 15 to 20 s importing, compiling and evaluating the
+same formulas (docs/predictions.md compares the two).
 """
 
 from __future__ import annotations

@@ -295,6 +295,26 @@ def test_persons_listed_stay_listed_until_every_per_person_model_applied_them(
     assert per_person_rows(data_dir) == nightly
 
 
+def test_a_list_every_per_person_model_applied_is_not_listed_again(demo_warehouse, tmp_path):
+    """Two per-person models that finish at once each see only their own `applied:` mark and
+    neither empties the list (here: the list put back as they leave it). The next build
+    reads the marks, finds every model applied it, and lists no one again."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    per_person = ["tag:per_person", "int_customers__touched_persons"]
+    settled = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    assert settled.returncode == 0, settled.stdout[-3000:]
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute(
+            "insert into intermediate.int_customers__touched_persons "
+            "select distinct customer_key from identity.int_identity__customer_identities "
+            "union all select null"
+        )
+    again = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert last_build(data_dir) == {"this_build:touched": "0", "this_build:everyone": "false"}
+
+
 def survey_answers(data_dir: Path) -> dict[int, str]:
     """stg_sheets__survey_responses by sheet row."""
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:

@@ -73,19 +73,27 @@
 {%- macro touched_persons_applied() -%}
   {%- if cdp.touched_persons_listed_now() -%}
     {%- set marks = cdp.touched_persons_marks_relation() -%}
-    {%- set models = [] -%}
-    {%- for node in graph.nodes.values() -%}
-      {%- if node.resource_type == 'model' and 'per_person' in node.tags -%}
-        {%- do models.append(node.name) -%}
-      {%- endif -%}
-    {%- endfor %}
     insert into {{ marks }} values ('applied:{{ this.identifier }}', '{{ invocation_id }}');
     delete from {{ ref('int_customers__touched_persons') }}
-    where (
-        select count(distinct input) from {{ marks }}
-        where input like 'applied:%' and mark = '{{ invocation_id }}'
-    ) = {{ models | length }}
+    where {{ cdp.every_per_person_model_applied(marks, "'" ~ invocation_id ~ "'") }}
   {%- endif -%}
+{%- endmacro -%}
+
+{#- Whether every per-person model applied the list of `invocation` (a SQL expression), by the
+    `applied:` marks in `marks`. Two models whose hooks run at once each see only their own
+    mark, and neither empties the list: so the next build asks the marks again, once both
+    are committed, before it lists the same persons again. -#}
+{%- macro every_per_person_model_applied(marks, invocation) -%}
+  {%- set models = [] -%}
+  {%- for node in graph.nodes.values() -%}
+    {%- if node.resource_type == 'model' and 'per_person' in node.tags -%}
+      {%- do models.append(node.name) -%}
+    {%- endif -%}
+  {%- endfor -%}
+    ((
+        select count(distinct input) from {{ marks }}
+        where input like 'applied:%' and mark = {{ invocation }}
+    ) = {{ models | length }})
 {%- endmacro -%}
 
 {#- What the inputs of the per-person models look like now (cdp.input_marks), and where the

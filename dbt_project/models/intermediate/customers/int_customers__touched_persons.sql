@@ -132,6 +132,8 @@ touched as (
     union
     -- listed by a build whose per-person models did not all finish
     select customer_key from {{ this }}
+    where not {{ cdp.every_per_person_model_applied(
+        'marks', "(select mark from marks where input = 'this_build:invocation')") }}
     union
     select customer_key from identifiers where (select everyone from redo_everyone)
     union

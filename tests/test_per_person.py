@@ -256,17 +256,25 @@ def per_person_rows(data_dir: Path) -> dict[str, list]:
     return {model: rows for model, rows in kept_rows(data_dir).items() if "int_customers" in model}
 
 
+PER_PERSON = ["tag:per_person", "int_customers__touched_persons"]
+
+
+def settled_copy(demo_warehouse: Path, tmp_path: Path) -> Path:
+    """A copy of the demo's data dir whose per-person models were just built incrementally."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    settled = dbt(data_dir, "run", "--select", *PER_PERSON, definition="same project")
+    assert settled.returncode == 0, settled.stdout[-3000:]
+    return data_dir
+
+
 def test_persons_listed_stay_listed_until_every_per_person_model_applied_them(
     demo_warehouse, tmp_path
 ):
     """The list of touched persons built by hand with only the profiles is not emptied: the
     other per-person models, built later, still recompute those persons, and equal a full
     refresh."""
-    data_dir = tmp_path / "data"
-    shutil.copytree(demo_warehouse.parent, data_dir)
-    per_person = ["tag:per_person", "int_customers__touched_persons"]
-    settled = dbt(data_dir, "run", "--select", *per_person, definition="same project")
-    assert settled.returncode == 0, settled.stdout[-3000:]
+    data_dir = settled_copy(demo_warehouse, tmp_path)
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
         (order_id,) = con.execute(
             "select order_id from staging.stg_shop__orders "
@@ -285,12 +293,12 @@ def test_persons_listed_stay_listed_until_every_per_person_model_applied_them(
     )  # fmt: skip
     assert profiles_only.returncode == 0, profiles_only.stdout[-3000:]
     assert last_build(data_dir)["this_build:touched"] != "0"
-    the_rest = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    the_rest = dbt(data_dir, "run", "--select", *PER_PERSON, definition="same project")
     assert the_rest.returncode == 0, the_rest.stdout[-3000:]
     nightly = per_person_rows(data_dir)
     assert nightly != before
 
-    refreshed = dbt(data_dir, "run", "--select", *per_person, "--full-refresh")
+    refreshed = dbt(data_dir, "run", "--select", *PER_PERSON, "--full-refresh")
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     assert per_person_rows(data_dir) == nightly
 
@@ -299,18 +307,14 @@ def test_a_list_every_per_person_model_applied_is_not_listed_again(demo_warehous
     """Two per-person models that finish at once each see only their own `applied:` mark and
     neither empties the list (here: the list put back as they leave it). The next build
     reads the marks, finds every model applied it, and lists no one again."""
-    data_dir = tmp_path / "data"
-    shutil.copytree(demo_warehouse.parent, data_dir)
-    per_person = ["tag:per_person", "int_customers__touched_persons"]
-    settled = dbt(data_dir, "run", "--select", *per_person, definition="same project")
-    assert settled.returncode == 0, settled.stdout[-3000:]
+    data_dir = settled_copy(demo_warehouse, tmp_path)
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
         con.execute(
             "insert into intermediate.int_customers__touched_persons "
             "select distinct customer_key from identity.int_identity__customer_identities "
             "union all select null"
         )
-    again = dbt(data_dir, "run", "--select", *per_person, definition="same project")
+    again = dbt(data_dir, "run", "--select", *PER_PERSON, definition="same project")
     assert again.returncode == 0, again.stdout[-3000:]
     assert last_build(data_dir) == {"this_build:touched": "0", "this_build:everyone": "false"}
 

@@ -12,10 +12,15 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 # dbt commands that run SQL, which on the Spark engine need the session first
 SPARK_COMMANDS = {"build", "run", "seed", "test", "snapshot", "show", "run-operation"}
+# dbt's options and variables naming a folder relative to where dbt started (the target path is
+# relative to the project), made absolute before dbt starts in the data dir
+PATH_OPTIONS = ("--project-dir", "--profiles-dir", "--log-path", "--state", "--defer-state")
+PATH_VARIABLES = ("DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_LOG_PATH", "DBT_STATE")
 
 
 def die_with_parent() -> None:
@@ -26,6 +31,37 @@ def die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def run_in_data_dir(argv: list[str], data_dir: Path) -> list[str]:
+    """Start dbt inside the data dir, which the profile then names `.`.
+
+    dbt re-parses the whole project (about 10 s) when the profile's connection values differ
+    from those of the last parse, and the warehouse's path is one of them: every build in
+    another data dir than the last parse's (a first run, a copy of a warehouse, each test)
+    paid it. Paths given relative to where dbt was started keep pointing there."""
+    started_in = Path.cwd()
+
+    def absolute(path: str) -> str:
+        return str(started_in / path) if path else path
+
+    args = []
+    for index, arg in enumerate(argv):
+        option, equals, value = arg.partition("=")
+        if equals and option in PATH_OPTIONS:
+            arg = f"{option}={absolute(value)}"
+        elif index and argv[index - 1] in PATH_OPTIONS:
+            arg = absolute(arg)
+        args.append(arg)
+    for name in PATH_VARIABLES:
+        if os.environ.get(name):
+            os.environ[name] = absolute(os.environ[name])
+    if "--project-dir" not in {arg.partition("=")[0] for arg in args}:
+        os.environ.setdefault("DBT_PROJECT_DIR", str(started_in))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.chdir(data_dir)
+    os.environ["CDP_DATA_DIR"] = "."
+    return args
+
+
 def main() -> int:
     parent = os.getppid()
     die_with_parent()
@@ -34,8 +70,11 @@ def main() -> int:
     sys.argv[0] = "dbt"
     from orchestration.settings import load_settings  # light: no dbt, no Spark
 
-    if load_settings().engine == "spark" and set(sys.argv[1:2]) & SPARK_COMMANDS:
+    settings = load_settings()
+    if settings.engine == "spark" and set(sys.argv[1:2]) & SPARK_COMMANDS:
         return _on_spark()
+    if settings.engine == "duckdb":
+        sys.argv[1:] = run_in_data_dir(sys.argv[1:], settings.data_dir)
     from dbt.cli.main import cli
 
     return cli()

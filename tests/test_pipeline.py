@@ -2,6 +2,7 @@
 
 import csv
 import filecmp
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import duckdb
 
 from orchestration.defs.sheets.extract import TABS
 from orchestration.defs.shop.extract import TABLES
+from orchestration.settings import DBT_PROJECT_DIR
 
 from .conftest import DEMO_AS_OF, SEEDS, run_cdp
 
@@ -82,6 +84,28 @@ def test_cdp_run_fails_loudly_on_a_bad_source(tmp_path):
     assert result.returncode == 1
     assert "FAILED" in result.stderr and "sheets_tabs" in result.stderr
     assert "[sheets]" in result.stdout + result.stderr
+
+
+def test_dbt_reuses_its_parse_in_any_data_dir(tmp_path):
+    """A build in another data dir than the last parse's re-parses only what changed, not the
+    whole project (the warehouse's path is not part of what dbt compares)."""
+    command = [
+        str(Path(sys.executable).parent / "cdp-dbt"), "parse",
+        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(tmp_path / "target"), "--log-path", "logs",
+    ]  # fmt: skip
+    outputs = []
+    for data_dir in ("first", "second"):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CDP_")}
+        env["CDP_DATA_DIR"] = str(tmp_path / data_dir)
+        parsed = subprocess.run(
+            command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert parsed.returncode == 0, parsed.stdout[-3000:]
+        outputs.append(parsed.stdout)
+    assert "saved manifest not found. Starting full parse" in outputs[0]
+    assert "Unable to do partial parsing" not in outputs[1]
+    assert (tmp_path / "logs" / "dbt.log").exists()  # relative to where dbt started
 
 
 def test_definitions_load_as_one_connected_graph():

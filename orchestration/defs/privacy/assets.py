@@ -5,7 +5,7 @@ import dagster as dg
 
 from orchestration.dbt_child import die_with_parent
 from orchestration.defs.dbt.marts import PUBLISHED_MARTS
-from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_env
+from orchestration.defs.dbt.project import DBT_EXECUTABLE, dbt_env, reuse_parse
 from orchestration.defs.privacy.access import export_access_requests
 from orchestration.defs.privacy.erasure import (
     RAW_IDENTIFIERS,
@@ -29,6 +29,7 @@ def stitch_identity_graph() -> None:
     """Build the identity graph (staging through connected components) from this run's data,
     so a request can be carried out for a person the previous run had not seen yet. The
     nightly dbt build that follows rebuilds it all without the erased persons."""
+    reuse_parse(erasure_target_path())
     built = subprocess.run(
         [DBT_EXECUTABLE, "build", "--select", "+int_identity__components",
          "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test",

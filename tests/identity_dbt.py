@@ -47,9 +47,10 @@ def dbt(
     result = subprocess.run(command, env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     if result.returncode == 0 and parsed.exists():
         last.parent.mkdir(exist_ok=True)
-        unique = last.with_suffix(f".{os.getpid()}")
+        handle, unique = tempfile.mkstemp(dir=last.parent)
+        os.close(handle)
         shutil.copyfile(parsed, unique)
-        unique.replace(last)  # whole, for tests running beside this one
+        os.replace(unique, last)  # whole, for builds running beside this one
     return result
 
 

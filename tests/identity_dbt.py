@@ -57,8 +57,11 @@ def dbt(
 def last_parse(variables: dict | None) -> Path:
     """dbt's partial-parse state after the last build with these variables, shared by the
     tests: each has a target folder of its own, and without it every build here would parse
-    the whole project again (dbt does when the variables differ from its last parse's)."""
-    key = hashlib.sha256(json.dumps(variables or {}, sort_keys=True).encode()).hexdigest()
+    the whole project again (dbt does when the variables differ from its last parse's). Kept
+    apart per checkout: a parse holds its project's absolute paths (a seed's file, for one),
+    and dbt does not check them when it reuses it."""
+    scope = {"project": str(DBT_PROJECT_DIR.resolve()), "vars": variables or {}}
+    key = hashlib.sha256(json.dumps(scope, sort_keys=True).encode()).hexdigest()
     folder = Path(tempfile.gettempdir()) / f"cdp-test-dbt-parses-{os.getuid()}"
     return folder / f"{key[:16]}.msgpack"
 

@@ -52,9 +52,11 @@ def dbt_env() -> dict[str, str]:
 
 def reuse_parse(target_path: Path) -> None:
     """Give a dbt invocation with a target folder of its own the project's last parse, as
-    dagster-dbt does for the builds it runs: dbt then re-parses only the files that changed."""
+    dagster-dbt does for the builds it runs: dbt then re-parses only the files that changed.
+    Always this checkout's: a parse names its project's absolute paths (a seed's file), and
+    dbt reuses one left in the target folder by another checkout without noticing."""
     parsed = DBT_PROJECT_DIR / dbt_project.target_path / "partial_parse.msgpack"
-    if parsed.exists() and not (target_path / parsed.name).exists():
+    if parsed.exists():
         target_path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(parsed, target_path / parsed.name)
 

@@ -9,8 +9,8 @@ candidates they have not bought with the highest score (ties: the smallest sku).
 At a million persons that is 50M (person, product) candidates. As SQL, summing them per
 person and product is one hash aggregate of 34M groups, then a sort or heap per person;
 here it is one sparse product ([purchases, category shares, purchases] × [similarity,
-category favorites, -inf for what was bought]) and five passes of a per-row maximum, in a
-fraction of the time and memory. Each sum adds its terms in the same order whatever order
+category favorites, -inf for what was bought]) and one compiled pass over each row keeping
+its best, in a fraction of the time and memory. Each sum adds its terms in the same order whatever order
 the rows were read in (a matrix's entries are sorted), so the same inputs give the same
 scores, bit for bit, and the same picks.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -72,33 +73,51 @@ def _top_per_row(
     data: np.ndarray, indptr: np.ndarray, count: int, columns: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, positions, ranks) of the `count` largest finite values of each row of a CSR
-    layout, ties to the smallest of the entries' `columns` (unique in a row; without them, to
-    the first entry); `data` is used up."""
-    counts = np.diff(indptr)
-    row_of = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
-    nonempty = np.flatnonzero(counts)
-    best = np.empty(len(counts))
-    found = []
-    for rank in range(1, count + 1):
-        if not len(nonempty):
-            break
-        best[nonempty] = np.maximum.reduceat(data, indptr[nonempty])
-        nonempty = nonempty[best[nonempty] > -np.inf]
-        best[best == -np.inf] = np.nan
-        hits = np.flatnonzero(data == best[row_of])
-        hit_rows = row_of[hits]
-        starts = np.flatnonzero(np.diff(hit_rows, prepend=-1))
-        if columns is None:
-            positions = hits[starts]
-        else:
-            tied = columns[hits]
-            smallest = np.minimum.reduceat(tied, starts)
-            positions = hits[tied == np.repeat(smallest, np.diff(starts, append=len(hits)))]
-        found.append((hit_rows[starts], positions, np.full(len(positions), rank)))
-        data[positions] = -np.inf
-    if not found:
-        return (np.zeros(0, dtype=np.int64),) * 3
-    return tuple(np.concatenate(part) for part in zip(*found, strict=True))
+    layout, row by row and best first; ties to the smallest of the entries' `columns` (unique
+    in a row; without them, to the first entry)."""
+    by_position = columns is None
+    keys = indptr if by_position else columns  # not read when by position
+    return _top_per_row_compiled(data, indptr, keys, by_position, count)
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_per_row_compiled(data, indptr, keys, by_position, count):
+    """One pass over each row, keeping its best `count` entries in insertion order: 55M
+    candidates in a fraction of a second, where repeated passes of NumPy's per-row maximum
+    over all of them took seconds."""
+    rows = len(indptr) - 1
+    out_rows = np.empty(rows * count, np.int64)
+    out_positions = np.empty(rows * count, np.int64)
+    out_ranks = np.empty(rows * count, np.int64)
+    best = np.empty(count, np.int64)  # positions, best first
+    found = 0
+    for row in range(rows):
+        kept = 0
+        for position in range(indptr[row], indptr[row + 1]):
+            value = data[position]
+            if not value > -np.inf:  # -inf and NaN are never picked
+                continue
+            # where it goes among the kept: after every entry at least as good
+            place = kept
+            while place > 0:
+                other = best[place - 1]
+                if data[other] > value:
+                    break
+                if data[other] == value and (by_position or keys[other] < keys[position]):
+                    break
+                place -= 1
+            if place >= count:
+                continue
+            for moved in range(min(kept, count - 1), place, -1):
+                best[moved] = best[moved - 1]
+            best[place] = position
+            kept = min(kept + 1, count)
+        for rank in range(kept):
+            out_rows[found] = row
+            out_positions[found] = best[rank]
+            out_ranks[found] = rank + 1
+            found += 1
+    return out_rows[:found], out_positions[:found], out_ranks[:found]
 
 
 def recommend(
@@ -145,7 +164,7 @@ def recommend(
     pairs = (a >= 0) & (b >= 0)
     a, b, together = a[pairs], b[pairs], together[pairs]
     cosine = _csr(a, b, together / np.sqrt(buyers[a] * buyers[b]), (n, n))
-    of, at, _ = _top_per_row(cosine.data.copy(), cosine.indptr, settings.similar_per_product)
+    of, at, _ = _top_per_row(cosine.data, cosine.indptr, settings.similar_per_product)
     neighbours = _csr(of, cosine.indices[at], cosine.data[at], (n, n))
 
     # the most bought products of each category, by their share of the best seller's buyers
@@ -173,7 +192,7 @@ def recommend(
         [neighbours, favorites, sp.identity(n, format="csr") * -np.inf], format="csr"
     )
     rows, positions, ranks = _top_per_row(
-        scored.data.copy(), scored.indptr, settings.per_customer, columns=scored.indices
+        scored.data, scored.indptr, settings.per_customer, columns=scored.indices
     )
     items = scored.indices[positions]
 

@@ -10,9 +10,9 @@ At a million persons that is 50M (person, product) candidates. As SQL, summing t
 person and product is one hash aggregate of 34M groups, then a sort or heap per person;
 here it is one sparse product ([purchases, category shares, purchases] × [similarity,
 category favorites, -inf for what was bought]) and one compiled pass over each row keeping
-its best, in a fraction of the time and memory. Each sum adds its terms in the same order whatever order
-the rows were read in (a matrix's entries are sorted), so the same inputs give the same
-scores, bit for bit, and the same picks.
+its best, in a fraction of the time and memory. Each sum adds its terms in the same order
+whatever order the rows were read in (a matrix's entries are sorted), so the same inputs
+give the same scores, bit for bit, and the same picks.
 """
 
 from __future__ import annotations

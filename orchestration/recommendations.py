@@ -80,7 +80,16 @@ def _top_per_row(
     return _top_per_row_compiled(data, indptr, keys, by_position, count)
 
 
-@numba.njit(cache=True, nogil=True)
+def _compiled(function):
+    """Compiled by numba, and the machine code cached beside this module (else in the user's
+    cache folder) for the next process; compiled in each process where neither is writable."""
+    try:
+        return numba.njit(cache=True, nogil=True)(function)
+    except RuntimeError:  # numba found nowhere to cache it
+        return numba.njit(nogil=True)(function)
+
+
+@_compiled
 def _top_per_row_compiled(data, indptr, keys, by_position, count):
     """One pass over each row, keeping its best `count` entries sorted, best first: 55M
     candidates in a fraction of a second, where repeated passes of NumPy's per-row maximum

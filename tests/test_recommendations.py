@@ -3,7 +3,11 @@ their definition, one person and one candidate at a time."""
 
 from __future__ import annotations
 
+import io
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -211,3 +215,31 @@ def test_a_shop_without_a_catalog_yet_has_no_picks():
                              "category_rank": [1], "purchases": [2]})  # fmt: skip
     result = picks(products, bought, affinity)
     assert list(result.columns) == OUTPUT_COLUMNS and result.empty
+
+
+def test_picks_are_made_where_numba_has_nowhere_to_cache_its_code():
+    """A read-only install without a writable home: numba finds no cache folder (simulated by
+    allowing only its IPython locator), the pass is compiled in the process instead, and the
+    picks are the same."""
+    bought = pd.DataFrame({"customer_key": ["a", "b", "b"], "product_id": [13, 13, 14]})
+    affinity = pd.DataFrame(columns=["customer_key", "category", "share", "category_rank",
+                                     "purchases"])  # fmt: skip
+    inputs = [f.to_dict("list") for f in (PRODUCTS, bought, co_purchases(bought), affinity)]
+    script = (
+        "import pandas as pd\n"
+        "from orchestration import recommendations as r\n"
+        "assert type(r._top_per_row_compiled._cache).__name__ == 'NullCache'\n"
+        f"frames = [pd.DataFrame(d) for d in {inputs!r}]\n"
+        f"picks = r.recommend(*frames, r.{SETTINGS!r})\n"
+        "print(picks.to_json(orient='split'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    got = pd.read_json(io.StringIO(result.stdout), orient="split")
+    assert not got.empty
+    same(got, reference(PRODUCTS, bought, affinity, SETTINGS))

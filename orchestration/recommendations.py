@@ -1,4 +1,4 @@
-"""Each person's recommendation picks, scored with sparse matrices.
+"""Each person's recommendation picks, scored in one compiled pass over sparse matrices.
 
 A person's candidates are the products bought by the same people as their own purchases
 (co-purchase similarity, cosine-normalized, each product's `similar_per_product` closest
@@ -7,12 +7,13 @@ weighted by each category's share of their interest. Their picks are the `per_cu
 candidates they have not bought with the highest score (ties: the smallest sku).
 
 At a million persons that is 50M (person, product) candidates. As SQL, summing them per
-person and product is one hash aggregate of 34M groups, then a sort or heap per person;
-here it is one sparse product ([purchases, category shares, purchases] × [similarity,
-category favorites, -inf for what was bought]) and one compiled pass over each row keeping
-its best, in a fraction of the time and memory. Each sum adds its terms in the same order
-whatever order the rows were read in (a matrix's entries are sorted), so the same inputs
-give the same scores, bit for bit, and the same picks.
+person and product is one hash aggregate of 34M groups, then a sort or heap per person; here
+the inputs are sparse matrices (purchases, category shares, product neighbours, category
+favorites) and one compiled pass goes person by person, summing their candidates' scores in
+an array over the products and keeping the best, so the candidates are never stored
+together. Each sum adds its terms in the same order whatever order the rows were read in (a
+matrix's entries are sorted), so the same inputs give the same scores, bit for bit, and the
+same picks.
 """
 
 from __future__ import annotations
@@ -129,6 +130,113 @@ def _top_per_row_compiled(data, indptr, keys, by_position, count):
     return out_rows[:found], out_positions[:found], out_ranks[:found]
 
 
+@_compiled
+def _best_candidates(
+    bought_at,
+    bought,
+    liked_at,
+    liked,
+    liked_weight,
+    near_at,
+    near,
+    similarity,
+    favorite_at,
+    favorite,
+    popularity,
+    count,
+):
+    """Each person's `count` best candidates, best first (ties: the smallest column), with
+    the product bought that explains each: the first of the person's purchases (in column
+    order) most similar to it, -1 if none is.
+
+    A candidate's score is the sum of the similarities of the person's purchases to it, then
+    of their liked categories' weights times its popularity, added in that order (the columns'
+    order, whatever order the rows were read in: the same sums, bit for bit); what they bought
+    is never a candidate, nor a candidate whose terms sum to zero. One row at a time in a
+    dense array over the products: the 50M candidates of a million persons are never stored
+    together."""
+    persons = len(bought_at) - 1
+    products = len(near_at) - 1
+    score = np.zeros(products)
+    closest = np.zeros(products)  # the highest similarity of a purchase to the candidate
+    explained_by = np.full(products, -1, np.int64)
+    seen = np.zeros(products, np.bool_)
+    excluded = np.zeros(products, np.bool_)
+    touched = np.empty(products, np.int64)
+    best = np.empty(count, np.int64)
+    out_rows = np.empty(persons * count, np.int64)
+    out_items = np.empty(persons * count, np.int64)
+    out_scores = np.empty(persons * count)
+    out_ranks = np.empty(persons * count, np.int64)
+    out_because = np.empty(persons * count, np.int64)
+    found = 0
+    for person in range(persons):
+        n_touched = 0
+        for k in range(bought_at[person], bought_at[person + 1]):
+            product = bought[k]
+            excluded[product] = True
+            for j in range(near_at[product], near_at[product + 1]):
+                other = near[j]
+                if not seen[other]:
+                    seen[other] = True
+                    touched[n_touched] = other
+                    n_touched += 1
+                score[other] += similarity[j]
+                if similarity[j] > closest[other]:
+                    closest[other] = similarity[j]
+                    explained_by[other] = product
+        for k in range(liked_at[person], liked_at[person + 1]):
+            category = liked[k]
+            for j in range(favorite_at[category], favorite_at[category + 1]):
+                other = favorite[j]
+                if not seen[other]:
+                    seen[other] = True
+                    touched[n_touched] = other
+                    n_touched += 1
+                score[other] += liked_weight[k] * popularity[j]
+        # the best `count`, kept sorted: after every entry at least as good
+        kept = 0
+        for t in range(n_touched):
+            candidate = touched[t]
+            value = score[candidate]
+            if excluded[candidate] or value == 0 or not value > -np.inf:
+                continue
+            place = kept
+            while place > 0:
+                other = best[place - 1]
+                if score[other] > value or (score[other] == value and other < candidate):
+                    break
+                place -= 1
+            if place >= count:
+                continue
+            for moved in range(min(kept, count - 1), place, -1):
+                best[moved] = best[moved - 1]
+            best[place] = candidate
+            kept = min(kept + 1, count)
+        for rank in range(kept):
+            out_rows[found] = person
+            out_items[found] = best[rank]
+            out_scores[found] = score[best[rank]]
+            out_ranks[found] = rank + 1
+            out_because[found] = explained_by[best[rank]]
+            found += 1
+        for t in range(n_touched):  # clean for the next person
+            candidate = touched[t]
+            score[candidate] = 0.0
+            closest[candidate] = 0.0
+            explained_by[candidate] = -1
+            seen[candidate] = False
+        for k in range(bought_at[person], bought_at[person + 1]):
+            excluded[bought[k]] = False
+    return (
+        out_rows[:found],
+        out_items[:found],
+        out_scores[:found],
+        out_ranks[:found],
+        out_because[:found],
+    )
+
+
 def recommend(
     products: pd.DataFrame,
     bought: pd.DataFrame,
@@ -194,27 +302,21 @@ def recommend(
         (m, len(categories)),
     )
 
-    # every candidate's score, in one product: purchases times neighbours, plus shares times
-    # favorites, plus -inf for what the person bought (never picked); each row's terms are
-    # added in the order of the left matrix's columns, so the same inputs give the same sums
-    scored = sp.hstack([purchases, shares, purchases], format="csr") @ sp.vstack(
-        [neighbours, favorites, sp.identity(n, format="csr") * -np.inf], format="csr"
+    # every candidate's score and its explanation, person by person in one compiled pass
+    rows, items, scores, ranks, because = _best_candidates(
+        purchases.indptr,
+        purchases.indices,
+        shares.indptr,
+        shares.indices,
+        shares.data,
+        neighbours.indptr,
+        neighbours.indices,
+        neighbours.data,
+        favorites.indptr,
+        favorites.indices,
+        favorites.data,
+        settings.per_customer,
     )
-    rows, positions, ranks = _top_per_row(
-        scored.data, scored.indptr, settings.per_customer, columns=scored.indices
-    )
-    items = scored.indices[positions]
-
-    # the explanation: the most similar product bought (ties: the smallest sku), the first
-    # largest of each pick's purchases' similarities to it
-    counts = np.diff(purchases.indptr)[rows]
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    starts = np.repeat(purchases.indptr[rows] - bounds[:-1], counts)
-    their = purchases.indices[starts + np.arange(bounds[-1])]
-    similar = _lookup(neighbours, their, np.repeat(items, counts))
-    explained, at, _ = _top_per_row(np.where(similar > 0, similar, -np.inf), bounds, 1)
-    because = np.full(len(rows), -1)
-    because[explained] = their[at]
 
     category = category_of[items]
     category_liked = (_lookup(shares, rows, category) > 0) & np.isin(items, favorite)
@@ -227,10 +329,10 @@ def recommend(
     product_id = products["product_id"].to_numpy()
     return pd.DataFrame(
         {
-            "customer_key": persons.take(pa.array(rows)).to_numpy(zero_copy_only=False),
+            "customer_key": pd.array(persons.take(pa.array(rows)), dtype="str"),
             "rank": ranks.astype(np.int64),
             "product_id": product_id[items],
-            "score": scored.data[positions],
+            "score": scores,
             "because_product_id": pd.Series(
                 product_id[np.maximum(because, 0)], dtype="Int64"
             ).where(because >= 0),

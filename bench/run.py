@@ -3,8 +3,9 @@
     python bench/run.py --persons 100000 [--worst-case] [--postgres URL] [--keep DIR]
 
 Runs a full refresh into an empty data dir, then the nightly increment (one new GA4 export
-day and the shop rows changed since), then the same night again with nothing new, then two
-intraday runs of the next day (its first intraday shard, then that shard rewritten), and prints
+day and the shop rows changed since, run the next morning: the date moves), then the same night
+again with nothing new, then two intraday runs of that day (its first intraday shard, then that
+shard rewritten), and prints
 per step: wall time, the rows it read and rows/s; plus peak RSS of the run, the DuckDB
 settings used, and the targets met or not. Uses the shop in SQLite unless --postgres is given.
 """
@@ -161,6 +162,8 @@ def main() -> None:
     for label in runs:
         if label == "nightly increment":
             add_nightly_increment(sources, shop_url)
+            # the night after the new export day, as a schedule runs it: the date moves
+            env["CDP_AS_OF"] = "2026-10-23"
         elif label in (INTRADAY_FIRST, INTRADAY_REWRITTEN):
             # today's intraday shard as the export rewrites it through the day
             until = 9 if label == INTRADAY_FIRST else 15

@@ -8,6 +8,7 @@ starts as fast as through its own script.
 """
 
 import ctypes
+import gc
 import os
 import signal
 import sys
@@ -77,7 +78,10 @@ def main() -> int:
         sys.argv[1:] = run_in_data_dir(sys.argv[1:], settings.data_dir)
     from dbt.cli.main import cli
 
-    return cli()
+    try:
+        return cli()  # exits through SystemExit
+    finally:
+        gc.freeze()  # as `cdp` does (orchestration/cli.py: exit_without_collecting)
 
 
 def _on_spark() -> int:

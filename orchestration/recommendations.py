@@ -70,17 +70,6 @@ def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(matrix[rows, cols]).ravel()
 
 
-def _top_per_row(
-    data: np.ndarray, indptr: np.ndarray, count: int, columns: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, positions, ranks) of the `count` largest finite values of each row of a CSR
-    layout, row by row and best first; ties to the smallest of the entries' `columns` (unique
-    in a row; without them, to the first entry)."""
-    by_position = columns is None
-    keys = indptr if by_position else columns  # not read when by position
-    return _top_per_row_compiled(data, indptr, keys, by_position, count)
-
-
 def _compiled(function):
     """Compiled by numba, and the machine code cached beside this module (else in the user's
     cache folder) for the next process; compiled in each process where neither is writable."""
@@ -91,10 +80,30 @@ def _compiled(function):
 
 
 @_compiled
-def _top_per_row_compiled(data, indptr, keys, by_position, count):
-    """One pass over each row, keeping its best `count` entries sorted, best first: 55M
-    candidates in a fraction of a second, where repeated passes of NumPy's per-row maximum
-    over all of them took seconds."""
+def _keep(best, kept, count, entry, values, keys):
+    """Put `entry` among the `kept` best entries in `best` (at most `count`, best first),
+    after every entry at least as good: a larger value, or an equal one with a smaller key.
+    Returns how many are kept."""
+    value = values[entry]
+    place = kept
+    while place > 0:
+        other = best[place - 1]
+        if values[other] > value or (values[other] == value and keys[other] < keys[entry]):
+            break
+        place -= 1
+    if place >= count:
+        return kept
+    for moved in range(min(kept, count - 1), place, -1):
+        best[moved] = best[moved - 1]
+    best[place] = entry
+    return min(kept + 1, count)
+
+
+@_compiled
+def _top_per_row(data, indptr, keys, count):
+    """(rows, positions, ranks) of the `count` largest finite values of each row of a CSR
+    layout, row by row and best first, ties to the smallest key (unique in a row): one pass
+    over each row."""
     rows = len(indptr) - 1
     out_rows = np.empty(rows * count, np.int64)
     out_positions = np.empty(rows * count, np.int64)
@@ -104,30 +113,24 @@ def _top_per_row_compiled(data, indptr, keys, by_position, count):
     for row in range(rows):
         kept = 0
         for position in range(indptr[row], indptr[row + 1]):
-            value = data[position]
-            if not value > -np.inf:  # -inf and NaN are never picked
-                continue
-            # where it goes among the kept: after every entry at least as good
-            place = kept
-            while place > 0:
-                other = best[place - 1]
-                if data[other] > value:
-                    break
-                if data[other] == value and (by_position or keys[other] < keys[position]):
-                    break
-                place -= 1
-            if place >= count:
-                continue
-            for moved in range(min(kept, count - 1), place, -1):
-                best[moved] = best[moved - 1]
-            best[place] = position
-            kept = min(kept + 1, count)
+            if data[position] > -np.inf:  # -inf and NaN are never picked
+                kept = _keep(best, kept, count, position, data, keys)
         for rank in range(kept):
             out_rows[found] = row
             out_positions[found] = best[rank]
             out_ranks[found] = rank + 1
             found += 1
     return out_rows[:found], out_positions[:found], out_ranks[:found]
+
+
+@_compiled
+def _note(candidate, seen, touched, count):
+    """Add `candidate` once to the `count` candidates `touched` so far; the new count."""
+    if seen[candidate]:
+        return count
+    seen[candidate] = True
+    touched[count] = candidate
+    return count + 1
 
 
 @_compiled
@@ -163,6 +166,7 @@ def _best_candidates(
     seen = np.zeros(products, np.bool_)
     excluded = np.zeros(products, np.bool_)
     touched = np.empty(products, np.int64)
+    columns = np.arange(products)
     best = np.empty(count, np.int64)
     out_rows = np.empty(persons * count, np.int64)
     out_items = np.empty(persons * count, np.int64)
@@ -177,10 +181,7 @@ def _best_candidates(
             excluded[product] = True
             for j in range(near_at[product], near_at[product + 1]):
                 other = near[j]
-                if not seen[other]:
-                    seen[other] = True
-                    touched[n_touched] = other
-                    n_touched += 1
+                n_touched = _note(other, seen, touched, n_touched)
                 score[other] += similarity[j]
                 if similarity[j] > closest[other]:
                     closest[other] = similarity[j]
@@ -189,30 +190,13 @@ def _best_candidates(
             category = liked[k]
             for j in range(favorite_at[category], favorite_at[category + 1]):
                 other = favorite[j]
-                if not seen[other]:
-                    seen[other] = True
-                    touched[n_touched] = other
-                    n_touched += 1
+                n_touched = _note(other, seen, touched, n_touched)
                 score[other] += liked_weight[k] * popularity[j]
-        # the best `count`, kept sorted: after every entry at least as good
-        kept = 0
+        kept = 0  # the best `count`, ties to the smallest column
         for t in range(n_touched):
             candidate = touched[t]
-            value = score[candidate]
-            if excluded[candidate] or value == 0 or not value > -np.inf:
-                continue
-            place = kept
-            while place > 0:
-                other = best[place - 1]
-                if score[other] > value or (score[other] == value and other < candidate):
-                    break
-                place -= 1
-            if place >= count:
-                continue
-            for moved in range(min(kept, count - 1), place, -1):
-                best[moved] = best[moved - 1]
-            best[place] = candidate
-            kept = min(kept + 1, count)
+            if not excluded[candidate] and score[candidate] != 0:
+                kept = _keep(best, kept, count, candidate, score, columns)
         for rank in range(kept):
             out_rows[found] = person
             out_items[found] = best[rank]
@@ -281,7 +265,9 @@ def recommend(
     pairs = (a >= 0) & (b >= 0)
     a, b, together = a[pairs], b[pairs], together[pairs]
     cosine = _csr(a, b, together / np.sqrt(buyers[a] * buyers[b]), (n, n))
-    of, at, _ = _top_per_row(cosine.data, cosine.indptr, settings.similar_per_product)
+    of, at, _ = _top_per_row(
+        cosine.data, cosine.indptr, cosine.indices, settings.similar_per_product
+    )
     neighbours = _csr(of, cosine.indices[at], cosine.data[at], (n, n))
 
     # the most bought products of each category, by their share of the best seller's buyers

@@ -228,7 +228,7 @@ def test_picks_are_made_where_numba_has_nowhere_to_cache_its_code():
     script = (
         "import pandas as pd\n"
         "from orchestration import recommendations as r\n"
-        "assert type(r._top_per_row_compiled._cache).__name__ == 'NullCache'\n"
+        "assert type(r._best_candidates._cache).__name__ == 'NullCache'\n"
         f"frames = [pd.DataFrame(d) for d in {inputs!r}]\n"
         f"picks = r.recommend(*frames, r.{SETTINGS!r})\n"
         "print(picks.to_json(orient='split'))\n"

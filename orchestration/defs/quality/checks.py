@@ -106,7 +106,7 @@ def shop_fresh(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data_dir
     )
 
 
-# (check name, description, function) for every raw table; freshness for two of them
+# every raw table's checks by name: (description, function); freshness for two tables
 CHECKS = {
     "great_expectations": ("The Great Expectations suite `{table}` (expectations/gx).", suite),
     "row_count_not_collapsed": (

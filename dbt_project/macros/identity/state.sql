@@ -16,9 +16,10 @@
   {%- endif -%}
 {% endmacro %}
 
-{#- The Dagster run that builds the models (set by the dbt asset), else dbt's own id. -#}
+{#- The Dagster run that builds the models (set by the dbt asset), else dbt's own id; read when
+    the SQL is compiled to run, as as_of_date() is (a new id every run). -#}
 {% macro run_id() -%}
-  '{{ env_var('DAGSTER_RUN_ID', invocation_id) }}'
+  '{{ env_var('DAGSTER_RUN_ID', invocation_id) if execute else invocation_id }}'
 {%- endmacro %}
 
 {#- sha256 of "salt:type:value", as the erasure step records erased identifiers. The salt is

@@ -83,7 +83,7 @@ def _on_demo_data(uri: str | None) -> bool:
 
 def ga4_fresh(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data_dir: Path) -> Outcome:
     limit = int(thresholds()["freshness"]["ga4_max_age_days"])
-    newest = scalar(con, "select max(_export_day) from raw_ga4.events")
+    newest = scalar(con, f"select max(_export_day) from {table}")
     if _on_demo_data(load_settings().ga4_export_uri):
         return Outcome(True, {"newest_day": str(newest), "note": "not checked on the demo"})
     age = (_today() - newest).days if newest else None
@@ -95,7 +95,7 @@ def ga4_fresh(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data_dir:
 
 def shop_fresh(con: duckdb.DuckDBPyConnection, table: str, run_id: str, data_dir: Path) -> Outcome:
     limit = int(thresholds()["freshness"]["shop_max_age_hours"])
-    newest = scalar(con, "select max(updated_at) from raw_shop.orders")
+    newest = scalar(con, f"select max(updated_at) from {table}")
     if _on_demo_data(load_settings().shop_db_url):
         return Outcome(True, {"newest_update": str(newest), "note": "not checked on the demo"})
     today_end = dt.datetime.combine(_today(), dt.time.max, dt.UTC)

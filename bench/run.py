@@ -5,9 +5,9 @@
 Runs a full refresh into an empty data dir, then the nightly increment (one new GA4 export
 day and the shop rows changed since, run the next morning: the date moves), then the same night
 again with nothing new, then two intraday runs of that day (its first intraday shard, then that
-shard rewritten), and prints
-per step: wall time, the rows it read and rows/s; plus peak RSS of the run, the DuckDB
-settings used, and the targets met or not. Uses the shop in SQLite unless --postgres is given.
+shard rewritten), and prints per step: wall time, the rows it read and rows/s; per run its
+CPU time (user and system) and peak RSS; the DuckDB settings used, and the targets met or
+not. Uses the shop in SQLite unless --postgres is given.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import dagster as dg
 import duckdb
@@ -41,9 +42,25 @@ INTRADAY_REWRITTEN = "intraday, the shard rewritten"
 PEAK_RSS_GIB = 12.0
 
 
-def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[float, float, list[str]]:
-    """(seconds, peak RSS in GiB, Dagster run ids) of one `cdp run`; the peak is the largest of
-    the run's processes (`cdp` and the dbt processes it starts), from wait4's rusage."""
+class Usage(NamedTuple):
+    """What one `cdp run` used, from wait4's rusage of `cdp` and the processes it waited for
+    (dbt): a night on two cores is bound by its CPU time, user and system (page faults)."""
+
+    seconds: float
+    peak_rss_gib: float  # the largest of the processes
+    user_seconds: float
+    system_seconds: float
+
+    def cpu(self) -> str:
+        cores = (self.user_seconds + self.system_seconds) / self.seconds
+        return (
+            f"CPU {self.user_seconds:.1f} s user + {self.system_seconds:.1f} s system "
+            f"({cores:.2f} cores)"
+        )
+
+
+def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[Usage, list[str]]:
+    """What one `cdp run` used, and its Dagster run ids."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
@@ -63,7 +80,8 @@ def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[float, float, lis
         print(stdout[-5000:], stderr[-5000:], sep="\n")
         raise SystemExit(f"cdp run failed after {seconds:.0f}s")
     run_ids = re.findall(r"^cdp: run (\S+)", stdout, flags=re.MULTILINE)
-    return seconds, usage.ru_maxrss / 1024**2, run_ids
+    used = Usage(seconds, usage.ru_maxrss / 1024**2, usage.ru_utime, usage.ru_stime)
+    return used, run_ids
 
 
 def step_report(data_dir: Path, run_ids: list[str]) -> list[tuple[str, float, int | None]]:
@@ -169,12 +187,12 @@ def main() -> None:
             until = 9 if label == INTRADAY_FIRST else 15
             copy_last_day(sources, "events_intraday_20261023", 20261023, until)
             env["CDP_AS_OF"] = "2026-10-23"
-        seconds, rss, run_ids = run_pipeline(data_dir, env)
-        measured[label] = seconds, rss
+        used, run_ids = run_pipeline(data_dir, env)
+        measured[label] = used.seconds, used.peak_rss_gib
         built = f"; recomputed {touched_persons(data_dir)}" if run_ids[1:] else ""
         print(
-            f"\n### {label}: {seconds:.1f}s end to end, peak RSS {rss:.2f} GiB "
-            f"({args.persons:,} persons{built})\n"
+            f"\n### {label}: {used.seconds:.1f}s end to end, {used.cpu()}, peak RSS "
+            f"{used.peak_rss_gib:.2f} GiB ({args.persons:,} persons{built})\n"
         )
         print("| step | seconds | rows read | rows/s |\n|---|---:|---:|---:|")
         for step, step_seconds, rows in step_report(data_dir, run_ids):

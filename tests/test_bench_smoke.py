@@ -28,6 +28,10 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     assert "| raw_ga4__events |" in result.stdout
     peaks = [float(v) for v in re.findall(r"peak RSS ([0-9.]+) GiB", result.stdout)]
     assert len(peaks) == 5 and all(peak > 0.1 for peak in peaks)  # each run's own processes
+    # and the CPU time of each run's processes, dbt's included
+    cpu = re.findall(r"CPU ([0-9.]+) s user \+ ([0-9.]+) s system", result.stdout)
+    assert len(cpu) == 5 and all(float(user) > 0 for user, _ in cpu)
+    assert float(cpu[0][0]) > 5  # the full refresh: dbt's processes are counted
     # the rewritten intraday shard recomputes the persons of its devices, not everyone
     rewritten = re.search(r"### intraday, the shard rewritten: [^\n]*", result.stdout)
     assert rewritten and "recomputed" in rewritten.group(0)

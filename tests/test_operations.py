@@ -2,12 +2,17 @@
 publication records what it was built from."""
 
 import datetime as dt
+import fcntl
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
+import pytest
 import sqlalchemy as sa
 
 from orchestration.changes import (
@@ -18,6 +23,7 @@ from orchestration.changes import (
     signatures,
 )
 from orchestration.definitions import defs
+from orchestration.defs.dbt.project import dbt_project
 from orchestration.defs.ga4.extract import sync_export
 from orchestration.defs.pipeline.schedules import default_status, source_changes
 from orchestration.defs.shop.demo import load_shop_seeds
@@ -156,3 +162,24 @@ def test_unit_tests_run_only_when_the_definition_moved(tmp_path, monkeypatch):
             lambda name: "9.9" if name == "duckdb" else "1.0",
         )
         assert definition_changed(published_signatures(con), signatures(con, [], tomorrow))
+
+
+def test_a_process_loading_definitions_waits_for_the_one_parsing_the_project():
+    """A manifest older than the project is parsed again when definitions load; processes
+    starting side by side (test workers, the UI beside a run) take turns instead of writing
+    it together, and the later ones find it current."""
+    manifest = dbt_project.manifest_path
+    with open(manifest.parent / "parse.lock", "w") as parsing:  # as a parsing process holds it
+        fcntl.flock(parsing, fcntl.LOCK_EX)
+        os.utime(manifest, (0, 0))  # older than every project file
+        loading = subprocess.Popen(
+            [sys.executable, "-c", "import orchestration.defs.dbt.project"],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            loading.wait(timeout=5)
+        assert manifest.stat().st_mtime == 0  # it has not parsed while the lock was held
+    assert loading.wait(timeout=300) == 0, loading.stderr.read()
+    assert manifest.stat().st_mtime > 0
+    assert "model.cdp.int_identity__observations" in json.loads(manifest.read_text())["nodes"]

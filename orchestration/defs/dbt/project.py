@@ -4,6 +4,7 @@ A manifest older than the models would silently drop lineage (dbt sources stop d
 the extract assets), so it is re-parsed whenever any project file is newer than it.
 """
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -62,28 +63,42 @@ def reuse_parse(target_path: Path) -> None:
 
 
 def ensure_manifest() -> Path:
+    """Parse the project when a file is newer than its manifest; processes starting side by
+    side (test workers, the UI and a run) parse one after the other, not into the same files
+    at once, and the later ones find the manifest current."""
     manifest = dbt_project.manifest_path
-    newest = max(f.stat().st_mtime for f in dbt_project_files())
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        parsed = subprocess.run(
-            [
-                DBT_EXECUTABLE,
-                "parse",
-                "--project-dir",
-                str(DBT_PROJECT_DIR),
-                "--profiles-dir",
-                str(DBT_PROJECT_DIR),
-                "--target-path",
-                str(dbt_project.target_path),
-            ],
-            env=dbt_env(),
-            cwd=DBT_PROJECT_DIR,
-            capture_output=True,
-            text=True,
-        )
-        if parsed.returncode != 0:
-            raise RuntimeError(f"dbt parse failed in {DBT_PROJECT_DIR}:\n{parsed.stdout[-4000:]}")
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with open(manifest.parent / "parse.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if _stale(manifest):
+            _parse()
     return manifest
+
+
+def _stale(manifest: Path) -> bool:
+    newest = max(f.stat().st_mtime for f in dbt_project_files())
+    return not manifest.exists() or manifest.stat().st_mtime < newest
+
+
+def _parse() -> None:
+    parsed = subprocess.run(
+        [
+            DBT_EXECUTABLE,
+            "parse",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(dbt_project.target_path),
+        ],
+        env=dbt_env(),
+        cwd=DBT_PROJECT_DIR,
+        capture_output=True,
+        text=True,
+    )
+    if parsed.returncode != 0:
+        raise RuntimeError(f"dbt parse failed in {DBT_PROJECT_DIR}:\n{parsed.stdout[-4000:]}")
 
 
 ensure_manifest()

@@ -220,3 +220,22 @@ def test_merge_protection_built_before_its_inputs_judges_the_night_again(tmp_pat
     stitch(con, "night-2", "--threads", "1", variables=VARIABLES)
     blocked = con.execute("select identifier_value, rule from identity.int_identity__guard_audit")
     assert blocked == [("bo@x.org", "limit")]
+
+
+def test_observations_holding_an_identifier_twice_in_a_record_stop_the_build(tmp_path):
+    """What a build writes to the observations is checked before it commits (their test then
+    looks only at the records replaced): an identifier twice in one record fails the check,
+    the same identifier in two records does not."""
+    con = Warehouse(tmp_path)
+    con.execute(
+        "create table written as select * from (values ('shop', '1', 'email', 'a@x.org'), "
+        "('shop', '2', 'email', 'a@x.org')) as t(source, record_id, identifier_type, "
+        "identifier_value)"
+    )
+    check = ("show", "--inline", "{{ cdp.observations_written_once('main.written') }}")
+    once = dbt(con.data_dir, *check)
+    assert once.returncode == 0, once.stdout[-3000:]
+    con.execute("insert into written values ('shop', '1', 'email', 'a@x.org')")
+    twice = dbt(con.data_dir, *check)
+    assert twice.returncode != 0
+    assert "1 identifier(s) twice in one record, e.g. shop:1 email" in twice.stdout

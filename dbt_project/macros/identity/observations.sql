@@ -135,6 +135,7 @@
     where ({{ keys }}) in (select {{ keys }} from {{ source }});
     delete from {{ target }} where ({{ keys }}) in (select {{ keys }} from {{ source }});
   {%- endif %}
+    {{ cdp.observations_written_once(source) }};
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }} where identifier_type is not null
   {%- if not everything %};
@@ -146,11 +147,13 @@
 
 {#- Post-hook of int_identity__observations: what the next build compares with
     (cdp.state_relation): `marks`, and `recent_devices`, the devices of the export days the
-    export may still replace. After a build from scratch, `__changes` says everything. -#}
+    export may still replace. After a build from scratch, `__changes` says everything, and
+    what it wrote is checked here (a build of some records checks them as it writes them). -#}
 {% macro keep_observations_state() %}
   {%- if target.type == 'duckdb' -%}
     {%- set changes = cdp.state_relation('changes') -%}
     {%- if should_full_refresh() or not cdp.relation_exists(changes) %}
+    {{ cdp.observations_written_once(this) }};
     create or replace table {{ changes }} as
     select *, '' as _build from {{ this }} where 1 = 0;
     insert into {{ changes }} (_build) values ('{{ invocation_id }}');
@@ -160,6 +163,22 @@
     create or replace table {{ cdp.state_relation('marks') }} as
     {{ cdp.observations_marks() }}
   {%- endif -%}
+{% endmacro %}
+
+{#- Fails the build, before it commits, when `rows` (the rows it writes) hold an identifier
+    twice in one record. Every build that writes the observations checks what it writes, with
+    or without its tests, so the model's test need only look at the records replaced. -#}
+{% macro observations_written_once(rows) %}
+    select error('int_identity__observations: ' || count(*) || ' identifier(s) twice in one '
+        || 'record, e.g. ' || any_value(source || ':' || record_id || ' ' || identifier_type))
+    from (
+        select source, record_id, identifier_type, identifier_value
+        from {{ rows }}
+        where identifier_type is not null
+        group by source, record_id, identifier_type, identifier_value
+        having count(*) > 1
+    ) as twice
+    having count(*) > 0
 {% endmacro %}
 
 {#- Whether `__changes` lists what to recompute: false without the table (observations
@@ -172,6 +191,16 @@
   {%- set everything = run_query('select count(*) from ' ~ changes ~ ' where source is null')
         .columns[0].values()[0] -%}
   {{ return(everything | int == 0) }}
+{% endmacro %}
+
+{#- Filter of a test of int_identity__observations: the rows of the records `__changes`
+    lists, every row when it does not list them. -#}
+{% macro replaced_records_only() %}
+  {%- if cdp.observation_changes_listed() -%}
+    (source, record_id) in (select source, record_id from {{ cdp.observation_changes() }})
+  {%- else -%}
+    true
+  {%- endif -%}
 {% endmacro %}
 
 {#- Filter of a model reading int_identity__observations: on an incremental build, only the

@@ -196,19 +196,22 @@
 {#- Filter of a test of int_identity__observations: the rows of the records `__changes`
     lists, every row when it does not list them. -#}
 {% macro replaced_records_only() %}
-  {%- if cdp.observation_changes_listed() -%}
-    (source, record_id) in (select source, record_id from {{ cdp.observation_changes() }})
-  {%- else -%}
-    true
-  {%- endif -%}
+  {{- cdp.listed_observations_only(['source', 'record_id'], alias=none) -}}
 {% endmacro %}
 
 {#- Filter of a model reading int_identity__observations: on an incremental build, only the
     rows whose `keys` (columns of the observations, as `alias`.column) are listed in
     `__changes`; every row when that does not list them. -#}
 {% macro changed_observations_only(keys, alias='observations') %}
-  {%- if is_incremental() and cdp.observation_changes_listed() -%}
-    ({{ alias }}.{{ keys | join(', ' ~ alias ~ '.') }}) in (
+  {{- cdp.listed_observations_only(keys, alias) if is_incremental() else 'true' -}}
+{% endmacro %}
+
+{#- The rows whose `keys` (as `alias`.column, bare without an alias) `__changes` lists;
+    every row when it does not list them. -#}
+{% macro listed_observations_only(keys, alias) %}
+  {%- if cdp.observation_changes_listed() -%}
+    {%- set prefix = alias ~ '.' if alias else '' -%}
+    ({{ prefix }}{{ keys | join(', ' ~ prefix) }}) in (
         select {{ keys | join(', ') }} from {{ cdp.observation_changes() }}
     )
   {%- else -%}

@@ -25,7 +25,8 @@ best_sellers as (
         row_number() over (order by bought.buyers desc, products.sku) as rank
     from products
     inner join (
-        select product_id, count(distinct customer_key) as buyers
+        -- a person and product once each there: a row is a buyer
+        select product_id, count(*) as buyers
         from {{ ref('int_customers__products_bought') }}
         group by product_id
     ) as bought using (product_id)
@@ -50,13 +51,11 @@ ranked as (
     from {{ ref('int_customers__recommendation_picks') }}
     union all
     -- people without any signal get the best sellers
-    -- (every person, as in customer_profiles; read from the identities so that this model
-    -- does not wait for the profiles)
+    -- (every person, one row each in int_customers__profiles as in customer_profiles, which
+    -- this model does not wait for)
     select everyone.customer_key, best_sellers.product_id, best_sellers.score, null, null,
            null, best_sellers.rank
-    from (
-        select distinct customer_key from {{ ref('int_identity__customer_identities') }}
-    ) as everyone
+    from {{ ref('int_customers__profiles') }} as everyone
     anti join with_signal using (customer_key)
     cross join best_sellers
 

@@ -59,8 +59,8 @@ class Usage(NamedTuple):
         )
 
 
-def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[Usage, list[str]]:
-    """What one `cdp run` used, and its Dagster run ids."""
+def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[Usage, list[str], bool]:
+    """What one `cdp run` used, its Dagster run ids, and whether it built anything."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         process = subprocess.Popen(
@@ -81,7 +81,7 @@ def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[Usage, list[str]]
         raise SystemExit(f"cdp run failed after {seconds:.0f}s")
     run_ids = re.findall(r"^cdp: run (\S+)", stdout, flags=re.MULTILINE)
     used = Usage(seconds, usage.ru_maxrss / 1024**2, usage.ru_utime, usage.ru_stime)
-    return used, run_ids
+    return used, run_ids, "nothing new" not in stdout
 
 
 def step_report(data_dir: Path, run_ids: list[str]) -> list[tuple[str, float, int | None]]:
@@ -187,9 +187,9 @@ def main() -> None:
             until = 9 if label == INTRADAY_FIRST else 15
             copy_last_day(sources, "events_intraday_20261023", 20261023, until)
             env["CDP_AS_OF"] = "2026-10-23"
-        used, run_ids = run_pipeline(data_dir, env)
+        used, run_ids, built = run_pipeline(data_dir, env)
         measured[label] = used.seconds, used.peak_rss_gib
-        built = f"; recomputed {touched_persons(data_dir)}" if run_ids[1:] else ""
+        built = f"; recomputed {touched_persons(data_dir)}" if built else ""
         print(
             f"\n### {label}: {used.seconds:.1f}s end to end, {used.cpu()}, peak RSS "
             f"{used.peak_rss_gib:.2f} GiB ({args.persons:,} persons{built})\n"

@@ -20,6 +20,8 @@ from orchestration.run_lock import RunInProgress, run_lock
 from orchestration.settings import Settings, load_settings
 
 JOB = "nightly"
+UNIT_TESTS_SKIPPED = "cdp: dbt's unit tests skipped: the project and settings are unchanged"
+EVERYTHING = "everything (a first publication, or the dbt project, settings or date changed)"
 
 
 def _instance(data_dir) -> dg.DagsterInstance:
@@ -52,8 +54,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
     """Extract, then build what depends on the sources that changed since the last
-    publication (orchestration/changes.py), as two Dagster runs of the same job; with
-    --full-refresh, everything in one run."""
+    publication (orchestration/changes.py), as two Dagster runs of the same job. When
+    everything is built whatever the sources hold (the date, the dbt project or a setting
+    moved, as on every night, or --full-refresh), one run does both."""
     from orchestration import changes
 
     if not args.full_refresh and _nothing_new(settings):  # before loading Dagster's
@@ -109,17 +112,28 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 tags=tags,
             )
 
+    if not args.full_refresh:
+        with connect(settings.warehouse_path) as con:
+            published = changes.published_signatures(con)
+            build = changes.signatures(con, [], settings)  # the build's own, sources aside
+        # dbt's unit tests test the project's SQL: not again on the SQL last published
+        unit_tests = changes.definition_changed(published, build)
+        build_config = {**run_config, **({} if unit_tests else steps_config(job, unit_tests=False))}
     if args.full_refresh:
         results = [execute(first_id, None)]
+    elif changes.changed_sources(published, build, []) is None:
+        # everything is built whatever the sources hold: one run extracts, then builds
+        print(f"cdp: the run extracts, then builds {EVERYTHING}", flush=True)
+        if not unit_tests:
+            print(UNIT_TESTS_SKIPPED)
+        results = [execute(first_id, None, config=build_config)]
     else:
         results = [execute(first_id, source_keys)]
         if not results[0].success:
             return _report(results, settings, started, log_file)
         with connect(settings.warehouse_path) as con:
             inputs = changes.signatures(con, source_names, settings)
-            published = changes.published_signatures(con)
         changed = changes.changed_sources(published, inputs, source_names)
-        unit_tests = changes.definition_changed(published, inputs)
         if changed == []:
             seconds = time.perf_counter() - started
             print(
@@ -129,20 +143,18 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
             print(f"     full log: {log_file}")
             return 0
         build_id = str(uuid.uuid4())
-        if changed is None:
-            build = dg.AssetSelection.all() - sources
-            why = "everything (a first publication, or the dbt project, settings or date changed)"
+        if changed is None:  # the build's signature moved during the extraction (midnight)
+            selection = dg.AssetSelection.all() - sources
+            why = EVERYTHING
         else:
             keys = [dg.AssetKey.from_user_string(name) for name in changed]
-            build = dg.AssetSelection.assets(*keys).downstream() - sources
+            selection = dg.AssetSelection.assets(*keys).downstream() - sources
             why = "what depends on " + ", ".join(changed)
         print(f"cdp: run {build_id} builds {why}", flush=True)
+        if not unit_tests:
+            print(UNIT_TESTS_SKIPPED)
         tags = {EXTRACT_RUN_TAG: first_id}
-        config = run_config
-        if not unit_tests:  # the SQL they test is the last publication's
-            print("cdp: dbt's unit tests skipped: the project and settings are unchanged")
-            config = {**run_config, **steps_config(job, unit_tests=False)}
-        results.append(execute(build_id, sorted(build.resolve(graph)), tags, config))
+        results.append(execute(build_id, sorted(selection.resolve(graph)), tags, build_config))
     # the publication records what it was built from (orchestration/changes.py)
     return _report(results, settings, started, log_file)
 

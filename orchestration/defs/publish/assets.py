@@ -273,9 +273,10 @@ def downstream_of_sources() -> dict[str, set[str]]:
 
 
 def _built(context: dg.AssetExecutionContext) -> set[str] | None:
-    """The assets this run built; None when it ran the whole job."""
+    """The assets this run built; None when it ran the whole job (no selection: Dagster
+    records an empty one for a job run whole in process)."""
     selection = context.run.asset_selection
-    return None if selection is None else {key.to_user_string() for key in selection}
+    return {key.to_user_string() for key in selection} if selection else None
 
 
 def compact_after_erasure(warehouse_path: Path) -> bool:

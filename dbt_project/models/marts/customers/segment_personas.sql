@@ -94,49 +94,49 @@ by_type as (
 
 ),
 
--- (cell, family, trait) per person: a family is never used to describe its own segment type
+-- (person, family, trait): a family is never used to describe its own segment type
 traits as (
 
-    select cell, 'gender' as family,
+    select customer_key, 'gender' as family,
            case gender when 'female' then 'women' else 'men' end as trait
-    from member_cells where gender in ('female', 'male')
+    from members where gender in ('female', 'male')
     union all
-    select cell, 'age', 'aged ' || case
+    select customer_key, 'age', 'aged ' || case
             when age < 30 then 'under 30'
             when age >= 60 then '60 or over'
             else (floor(age / 10) * 10)::integer || '–' || (floor(age / 10) * 10 + 9)::integer
         end
-    from member_cells where age is not null
+    from members where age is not null
     union all
-    select cell, 'customer_type', 'business buyers' from member_cells
+    select customer_key, 'customer_type', 'business buyers' from members
     where customer_type = 'B2B'
     union all
-    select cell, 'buyer_group', 'buying mostly gifts' from member_cells
+    select customer_key, 'buyer_group', 'buying mostly gifts' from members
     where buyer_group = 'indirect'
     union all
-    select cell, 'device', 'mostly on ' || preferred_device from member_cells
+    select customer_key, 'device', 'mostly on ' || preferred_device from members
     where preferred_device is not null
     union all
-    select cell, 'category', 'spending most on ' || favorite_category from member_cells
+    select customer_key, 'category', 'spending most on ' || favorite_category from members
     where favorite_category is not null
     union all
-    select cell, 'country', 'in ' || country from member_cells where country is not null
+    select customer_key, 'country', 'in ' || country from members where country is not null
     union all
-    select cell, 'medium', 'first came by ' || acquisition_medium from member_cells
+    select customer_key, 'medium', 'first came by ' || acquisition_medium from members
     where acquisition_medium is not null and acquisition_medium <> '(none)'
     union all
-    select cell, 'channel', 'buying in stores or by phone' from member_cells
+    select customer_key, 'channel', 'buying in stores or by phone' from members
     where offline_orders > 0
     union all
-    select cell, 'frequency', 'buying again' from member_cells where orders >= 2
+    select customer_key, 'frequency', 'buying again' from members where orders >= 2
     union all
-    select cell, 'email', 'opening emails' from member_cells where emails_opened > 0
+    select customer_key, 'email', 'opening emails' from members where emails_opened > 0
     {%- for segment_type in ['lifecycle_stage', 'value_tier', 'engagement_segment',
                              'churn_risk'] %}
     union all
-    select cell, '{{ segment_type }}',
+    select customer_key, '{{ segment_type }}',
            '{{ segment_type.replace("_", " ") }} ' || replace({{ segment_type }}, '_', ' ')
-    from member_cells
+    from members
     -- "not a buyer yet" is said once, below, not as a trait
     where {{ segment_type }} not in ('prospect', 'none', 'unknown')
     {%- endfor %}
@@ -145,9 +145,10 @@ traits as (
 
 cell_traits as (
 
-    select cell, family, trait, count(*) as holders
+    select member_cells.cell, traits.family, traits.trait, count(*) as holders
     from traits
-    group by cell, family, trait
+    inner join member_cells using (customer_key)
+    group by member_cells.cell, traits.family, traits.trait
 
 ),
 

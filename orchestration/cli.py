@@ -112,16 +112,15 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 tags=tags,
             )
 
-    if not args.full_refresh:
-        with connect(settings.warehouse_path) as con:
-            published = changes.published_signatures(con)
-            build = changes.signatures(con, [], settings)  # the build's own, sources aside
-        # dbt's unit tests test the project's SQL: not again on the SQL last published
-        unit_tests = changes.definition_changed(published, build)
-        build_config = {**run_config, **({} if unit_tests else steps_config(job, unit_tests=False))}
     if args.full_refresh:
-        results = [execute(first_id, None)]
-    elif changes.changed_sources(published, build, []) is None:
+        return _report([execute(first_id, None)], settings, started, log_file)
+    with connect(settings.warehouse_path) as con:
+        published = changes.published_signatures(con)
+        build = changes.signatures(con, [], settings)  # the build's own, sources aside
+    # dbt's unit tests test the project's SQL: not again on the SQL last published
+    unit_tests = changes.definition_changed(published, build)
+    build_config = {**run_config, **({} if unit_tests else steps_config(job, unit_tests=False))}
+    if changes.changed_sources(published, build, []) is None:
         # everything is built whatever the sources hold: one run extracts, then builds
         print(f"cdp: the run extracts, then builds {EVERYTHING}", flush=True)
         if not unit_tests:

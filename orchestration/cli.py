@@ -33,7 +33,15 @@ def _instance(data_dir) -> dg.DagsterInstance:
     config = home / "dagster.yaml"  # the UI on this folder then starts without warnings
     if not config.exists():
         config.write_text("telemetry:\n  enabled: false\n")
-    return dg.DagsterInstance.local_temp(tempdir=str(home))
+    # the same files as Dagster's default storage, written through kept connections
+    event_log = {
+        "module": "orchestration.event_log",
+        "class": "KeptConnectionSqliteEventLogStorage",
+        "config": {"base_dir": str(home / "history" / "runs")},
+    }
+    return dg.DagsterInstance.local_temp(
+        tempdir=str(home), overrides={"event_log_storage": event_log}
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -111,8 +111,11 @@ def _run_locked(args: argparse.Namespace, settings: Settings) -> int:
                 run_output.CONSOLE = sys.stdout
                 log = quiet.enter_context(open(log_file, "a", buffering=1))
                 quiet.enter_context(contextlib.redirect_stdout(log))
+            # closed after the run: SQLite then moves the events from its write-ahead log into
+            # the run history's files, as Dagster's own storage leaves them
+            instance = quiet.enter_context(_instance(settings.data_dir))
             return job.execute_in_process(
-                instance=_instance(settings.data_dir),
+                instance=instance,
                 run_config=config or run_config,
                 raise_on_error=False,
                 run_id=run_id,

@@ -17,15 +17,21 @@ def test_runs_stored_through_kept_connections_read_back_by_dagsters_own_storage(
     tmp_path, monkeypatch
 ):
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    instance = _instance(tmp_path)
-    storage = instance.event_log_storage
-    assert isinstance(storage, event_log.KeptConnectionSqliteEventLogStorage)
-    run_ids = []
-    for _ in range(event_log.KEPT_FILES + 2):  # more runs than files kept open
-        result = dg.materialize([numbers], instance=instance)
-        assert result.success
-        run_ids.append(result.run_id)
-    assert len(storage._engines) == event_log.KEPT_FILES
+    history = tmp_path / "dagster" / "history" / "runs"
+    with _instance(tmp_path) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, event_log.KeptConnectionSqliteEventLogStorage)
+        run_ids = []
+        for _ in range(event_log.KEPT_FILES + 2):  # more runs than files kept open
+            result = dg.materialize([numbers], instance=instance)
+            assert result.success
+            run_ids.append(result.run_id)
+        assert len(storage._engines) == event_log.KEPT_FILES
+    # closed: the events moved from SQLite's write-ahead logs into the files themselves, which
+    # is where a backup, or erasure's scan of the run history, finds them
+    assert not [p for p in history.glob("*.db-wal") if p.stat().st_size]
+    for run_id in run_ids:
+        assert b"counting" in (history / f"{run_id}.db").read_bytes()
 
     # what `dagster dev` on the same folder reads, with Dagster's default storage
     ui = dg.DagsterInstance.local_temp(tempdir=str(tmp_path / "dagster"))
@@ -44,6 +50,8 @@ def test_runs_stored_through_kept_connections_read_back_by_dagsters_own_storage(
     assert {c.run_id for c in check} == set(run_ids)
     assert all(c.status.value == "SUCCEEDED" for c in check)
 
-    storage.wipe()  # the runs' files are deleted after their connections are closed
-    assert not list((tmp_path / "dagster" / "history" / "runs").glob(f"{run_ids[0]}.db*"))
-    assert dg.materialize([numbers], instance=instance).success  # and written again after
+    with _instance(tmp_path) as instance:
+        assert dg.materialize([numbers], instance=instance).success
+        instance.event_log_storage.wipe()  # the runs' files deleted, their connections closed
+        assert not list(history.glob(f"{run_ids[0]}.db*"))
+        assert dg.materialize([numbers], instance=instance).success  # and written again after

@@ -368,3 +368,60 @@ def test_survey_answers_are_cleaned_again_only_when_the_tab_is_loaded_again(
     refreshed = dbt(data_dir, "run", *select, "--full-refresh", definition="same project")
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     assert survey_answers(data_dir) == nightly
+
+
+def recipient_rows(data_dir: Path) -> dict[tuple, tuple]:
+    """int_campaigns__recipients by (campaign, variant, email)."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("select * from intermediate.int_campaigns__recipients").fetchall()
+    return {row[:3]: row[3:] for row in rows}
+
+
+def test_campaign_recipients_recompute_only_the_groups_of_new_email_events(
+    demo_warehouse, tmp_path
+):
+    """A build after new email events recomputes only their (campaign, variant, email) groups:
+    a kept row made wrong here stays wrong while one of a new event's group changes. After an
+    event was deleted (what the erasure step does) every group is recomputed, as a full
+    refresh computes it."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    select = ["--select", "stg_shop__email_events", "int_campaigns__recipients"]
+    settled = dbt(data_dir, "run", *select, definition="same project")
+    assert settled.returncode == 0, settled.stdout[-3000:]
+    rows = recipient_rows(data_dir)
+    sent_only = sorted(key for key, row in rows.items() if row[0] and not any(row[3:]))
+    kept, clicked = sent_only[0], next(key for key in sent_only if key[2] != sent_only[0][2])
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute(
+            "update intermediate.int_campaigns__recipients set opened = true "
+            "where (campaign_id, variant, email) = (?, ?, ?)",
+            list(kept),
+        )
+        con.execute(
+            "insert into raw_shop.email_events select max(event_id) + 1, ?, ?, ?, 'click', "
+            "'2026-10-21 09:00:00+00', now() from raw_shop.email_events",
+            [clicked[2], clicked[0], clicked[1]],
+        )
+
+    night = dbt(data_dir, "run", *select, definition="same project")
+    assert night.returncode == 0, night.stdout[-3000:]
+    after = recipient_rows(data_dir)
+    assert after[clicked][4:6] == (True, True)  # opened and clicked now
+    assert after[kept][4] is True  # not recomputed: still as it was made wrong
+    assert len(after) == len(rows)
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        con.execute(
+            "delete from staging.stg_shop__email_events where email_event_id = "
+            "(select max(email_event_id) from staging.stg_shop__email_events)"
+        )
+    erased = dbt(
+        data_dir, "run", "--select", "int_campaigns__recipients", definition="same project"
+    )
+    assert erased.returncode == 0, erased.stdout[-3000:]
+    recomputed = recipient_rows(data_dir)
+    assert recomputed == rows  # the click gone, and the row made wrong computed again
+    refreshed = dbt(data_dir, "run", "--select", "int_campaigns__recipients", "--full-refresh")
+    assert refreshed.returncode == 0, refreshed.stdout[-3000:]
+    assert recipient_rows(data_dir) == recomputed

@@ -74,13 +74,20 @@
   {{ return(true) }}
 {%- endmacro -%}
 
+{#- What decides what a build computes, the date aside (CDP_BUILD_DEFINITION, set by `cdp run`):
+    state kept from a build under another definition is computed again. Without it (dbt run by
+    hand) every build differs. -#}
+{%- macro build_definition() -%}
+  {{ return(env_var('CDP_BUILD_DEFINITION', invocation_id)) }}
+{%- endmacro -%}
+
 {#- What a model's inputs look like now, one (input, mark) row each, for the next build to
     compare with: `definition` the project and settings (without one, every build differs);
     `loaded:` the newest load time of a table read by what was loaded since; `rows:` a row
     count; `day:` an export day's device days; `table:` a small table's fingerprint. -#}
 {%- macro input_marks(loaded, rows=[], tables=[]) -%}
     select 'definition' as input,
-           '{{ env_var("CDP_BUILD_DEFINITION", invocation_id) }}' as mark
+           '{{ cdp.build_definition() }}' as mark
     {%- for model in loaded %}
     union all
     select 'loaded:{{ model }}', coalesce(max(_loaded_at), '-infinity'::timestamptz)::string

@@ -6,34 +6,26 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_shop__email_events') }}
-    where campaign_id is not null and email is not null
-
-),
-
-attributed_orders as (
-
-    select * from {{ ref('int_campaigns__attributed_orders') }}
-
-),
-
 recipients as (
 
     select
         campaign_id,
         variant,
         email,
-        min(occurred_at) filter (where event_type = 'sent') as first_sent_at,
-        max(occurred_at) filter (where event_type = 'sent') as last_sent_at,
-        bool_or(event_type = 'bounce') as bounced,
-        bool_or(event_type in ('open', 'click')) as opened,
-        bool_or(event_type = 'click') as clicked,
-        bool_or(event_type = 'unsubscribe') as unsubscribed
-    from events
-    group by campaign_id, variant, email
-    having bool_or(event_type = 'sent')
+        first_sent_at,
+        last_sent_at,
+        bounced,
+        opened,
+        clicked,
+        unsubscribed
+    from {{ ref('int_campaigns__recipients') }}
+    where sent
+
+),
+
+attributed_orders as (
+
+    select * from {{ ref('int_campaigns__attributed_orders') }}
 
 ),
 

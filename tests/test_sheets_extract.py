@@ -1,5 +1,7 @@
+import csv
 import logging
 import re
+import shutil
 import socket
 import time
 import uuid
@@ -151,17 +153,27 @@ def test_local_csv_folder(tmp_path):
 
 
 def test_a_tab_read_again_unchanged_is_kept_and_a_changed_one_replaced(tmp_path):
-    (tab,) = read_tabs(str(SEEDS / "sheets"), ["b2b_accounts"], "", None)
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    shutil.copy(SEEDS / "sheets" / "b2b_accounts.csv", folder)
+    (tab,) = read_tabs(str(folder), ["b2b_accounts"], "", None)
     newest = "select count(*), max(_loaded_at) from raw_sheets.b2b_accounts"
     with connect(tmp_path / "w.duckdb") as con:
         load_tab(con, tab, "run-1", "seeds")
         first = con.execute(newest).fetchall()
-        again = load_tab(con, tab, "run-2", "seeds")
+        (again_tab,) = read_tabs(str(folder), ["b2b_accounts"], "", None)
+        again = load_tab(con, again_tab, "run-2", "seeds")
         assert (again.rows_loaded, again.rows_unchanged) == (0, again.rows_read)
+        assert again.rows_read == first[0][0]
+        assert again_tab._rows is None  # the file unchanged: never parsed
         assert con.execute(newest).fetchall() == first
-        tab.rows[1][3] = "1000+"  # one cell changed
-        changed = load_tab(con, tab, "run-3", "seeds")
-        assert changed.rows_loaded == changed.rows_read == len(tab.rows) - 1
+        rows = tab.rows
+        rows[1][3] = "1000+"  # one cell changed
+        with (folder / "b2b_accounts.csv").open("w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+        (changed_tab,) = read_tabs(str(folder), ["b2b_accounts"], "", None)
+        changed = load_tab(con, changed_tab, "run-3", "seeds")
+        assert changed.rows_loaded == changed.rows_read == len(rows) - 1
         assert con.execute(newest).fetchall() != first
         company_size = "select company_size from raw_sheets.b2b_accounts where _row_number = 2"
         assert con.execute(company_size).fetchall() == [("1000+",)]

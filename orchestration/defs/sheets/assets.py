@@ -40,7 +40,7 @@ def sheets_tabs(
                 metadata={
                     **stats.as_metadata(),
                     "dagster/row_count": table_row_count(con, f"raw_sheets.{tab.name}"),
-                    "columns": ", ".join(tab.rows[0]),
+                    "columns": ", ".join(tab.header),
                     "source": sheets.uri,
                 },
             )

@@ -239,3 +239,27 @@ def test_observations_holding_an_identifier_twice_in_a_record_stop_the_build(tmp
     twice = dbt(con.data_dir, *check)
     assert twice.returncode != 0
     assert "1 identifier(s) twice in one record, e.g. shop:1 email" in twice.stdout
+
+
+def test_a_kept_identity_table_written_with_a_value_twice_stops_the_build(tmp_path):
+    """The nodes and the identifier keys check the rows a build wrote before it commits, in
+    place of a uniqueness test of the whole table: a node number written by this build that
+    another row holds fails it; the filter keeps both rows of such a pair."""
+    con = Warehouse(tmp_path)
+    con.execute(
+        "create table written as select * from (values (1, 'email', 'a@x.org'), "
+        "(2, 'email', 'b@x.org')) as t(node, identifier_type, identifier_value)"
+    )
+
+    def check(written: str):
+        macro = f"{{{{ cdp.written_once(['node'], '{written}', relation='main.written') }}}}"
+        return dbt(con.data_dir, "show", "--inline", macro)
+
+    once = check("node in (1)")
+    assert once.returncode == 0, once.stdout[-3000:]
+    con.execute("insert into written values (1, 'email', 'c@x.org')")  # a collision on node 1
+    twice = check("node in (1)")
+    assert twice.returncode != 0
+    assert "main.written: 1 value(s) of node twice, e.g. 1" in twice.stdout
+    elsewhere = check("node in (2)")  # this build wrote node 2 only: node 1 is not its doing
+    assert elsewhere.returncode == 0, elsewhere.stdout[-3000:]

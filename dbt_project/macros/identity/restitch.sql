@@ -141,6 +141,15 @@
       identifier=keys.identifier ~ '__replaced', type='table')) }}
 {%- endmacro -%}
 
+{#- Filter of the rows of int_identity__identifier_keys of the nodes this build replaced (an
+    identifier's rows all share its node). -#}
+{%- macro identifier_keys_written() -%}
+    node in (
+        select node from {{ cdp.replaced_identifier_keys(this) }}
+        where _build = '{{ invocation_id }}'
+    )
+{%- endmacro -%}
+
 {#- Whether `replaced` lists nodes, rather than saying every row was replaced. -#}
 {%- macro identifier_keys_replaced_listed(replaced) -%}
   {%- if not execute or not cdp.relation_exists(replaced) -%}{{ return(false) }}{%- endif -%}

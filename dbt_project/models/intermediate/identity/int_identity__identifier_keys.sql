@@ -13,6 +13,8 @@
         pre_hook="{{ cdp.forget_listed_identifier_keys() }}",
         post_hook=[
             "{{ cdp.list_replaced_identifier_keys() }}",
+            "{{ cdp.written_once(['identifier_type', 'identifier_value'],
+                cdp.identifier_keys_written() if cdp.restitch_listed_only() else none) }}",
             "{{ cdp.pending_persons_applied() }}"
         ]
     )

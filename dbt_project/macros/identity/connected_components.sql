@@ -125,6 +125,9 @@
         ~ work.touched ~ ')') %}
     {% do run_query('insert into ' ~ existing_relation ~ ' select node, label from '
         ~ work.settled) %}
+    {#- a node once: checked over the nodes written, before the build commits -#}
+    {% do run_query(cdp.written_once(['node'], 'node in (select node from ' ~ work.settled
+        ~ ')', existing_relation)) %}
     {% do run_query('delete from ' ~ previous_links ~ ' where (a, b) in (select a, b from '
         ~ work.changed ~ ' where not added)') %}
     {% do run_query('insert into ' ~ previous_links ~ ' select a, b from ' ~ work.changed
@@ -145,6 +148,9 @@
     {{ drop_relation_if_exists(previous_links) }}
     {% do run_query('create table ' ~ target_relation ~ ' as select node, label from '
         ~ work.result) %}
+    {%- if target.type == 'duckdb' %}
+    {% do run_query(cdp.written_once(['node'], none, target_relation)) %}
+    {%- endif %}
     {% do run_query('create table ' ~ kept_links ~ ' as select a, b from ' ~ work.links) %}
     {%- if config.get('lists_pending_persons') and target.type == 'duckdb' %}
     {% do run_query(cdp.list_pending_persons(

@@ -425,3 +425,43 @@ def test_campaign_recipients_recompute_only_the_groups_of_new_email_events(
     refreshed = dbt(data_dir, "run", "--select", "int_campaigns__recipients", "--full-refresh")
     assert refreshed.returncode == 0, refreshed.stdout[-3000:]
     assert recipient_rows(data_dir) == recomputed
+
+
+def staged_email_events(data_dir: Path) -> int:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute("select count(*) from staging.stg_shop__email_events").fetchone()[0]
+
+
+def test_a_shop_staging_table_written_with_a_key_twice_stops_the_build(demo_warehouse, tmp_path):
+    """The shop's staging tables check the keys a build wrote before it commits, in place of a
+    uniqueness test of every row: a key loaded again replaces its row, but a key written twice
+    fails the build and leaves the table as it was."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo_warehouse.parent, data_dir)
+    select = ["--select", "stg_shop__email_events"]
+    before = staged_email_events(data_dir)
+    first = "select min(event_id) from raw_shop.email_events"
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        # an event read again from the shop, as the extractor merges it: its row replaced
+        con.execute(
+            "create temp table again as select * replace (now() as _loaded_at) "
+            f"from raw_shop.email_events where event_id = ({first})"
+        )
+        con.execute(f"delete from raw_shop.email_events where event_id = ({first})")
+        con.execute("insert into raw_shop.email_events select * from again")
+    replaced = dbt(data_dir, "run", *select, definition="same project")
+    assert replaced.returncode == 0, replaced.stdout[-3000:]
+    assert staged_email_events(data_dir) == before
+
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as con:
+        # a new event loaded twice (the extractor never does: written by other means)
+        con.execute(
+            "create temp table new as select * replace ((select max(event_id) + 1 from "
+            f"raw_shop.email_events) as event_id, now() as _loaded_at) from raw_shop.email_events "
+            f"where event_id = ({first})"
+        )
+        con.execute("insert into raw_shop.email_events select * from new union all from new")
+    twice = dbt(data_dir, "run", *select, definition="same project")
+    assert twice.returncode != 0
+    assert 'stg_shop__email_events": 1 value(s) of email_event_id twice' in twice.stdout
+    assert staged_email_events(data_dir) == before  # nothing committed

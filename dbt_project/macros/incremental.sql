@@ -8,6 +8,25 @@
   {{ return('incremental' if target.type == 'duckdb' else 'table') }}
 {% endmacro %}
 
+{#- A staging model replacing rows by `key` (delete+insert) has `columns` unique without a test
+    of all its rows: its pre-hook `note_loaded_before()` notes the newest load it holds, and its
+    post-hook `loaded_once(columns, key)` checks, before the build commits, the rows of every
+    `key` it wrote (both rows of a duplicate share `key`; every row after a build from scratch).
+    DuckDB only: Spark's tables are built whole and tested whole. -#}
+{% macro note_loaded_before() %}
+  {%- if target.type == 'duckdb' %}
+    create or replace temp table {{ this.identifier }}__loaded_before as
+    select {{ '(select max(_loaded_at) from ' ~ this ~ ')' if is_incremental() else 'null' }}
+        ::timestamptz as loaded_at
+  {%- endif %}
+{% endmacro %}
+
+{% macro loaded_once(columns, key) %}
+  {{- cdp.written_once(columns, key ~ " in (select " ~ key ~ " from " ~ this
+        ~ " where _loaded_at > (select coalesce(loaded_at, '-infinity') from "
+        ~ this.identifier ~ "__loaded_before))") -}}
+{% endmacro %}
+
 {#- `checked=false`: the model's pre-hook adds `_loaded_at` itself (forget_replaced_tab_rows). -#}
 {% macro loaded_since_last_build(checked=true) -%}
     {%- if is_incremental() %}

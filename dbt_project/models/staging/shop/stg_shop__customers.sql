@@ -3,7 +3,11 @@
         materialized=cdp.incremental_on_duckdb(),
         unique_key='customer_id',
         incremental_strategy='delete+insert',
-        post_hook="{{ cdp.forget_erased({'customer_id': 'cast(customer_id as string)', 'email': 'email', 'phone': 'phone'}) }}"
+        pre_hook="{{ cdp.note_loaded_before() }}",
+        post_hook=[
+            "{{ cdp.forget_erased({'customer_id': 'cast(customer_id as string)', 'email': 'email', 'phone': 'phone'}) }}",
+            "{{ cdp.loaded_once(['customer_id'], 'customer_id') }}"
+        ]
     )
 }}
 

@@ -3,7 +3,11 @@
         materialized=cdp.incremental_on_duckdb(),
         unique_key='email_event_id',
         incremental_strategy='delete+insert',
-        post_hook="{{ cdp.forget_erased({'email': 'email'}) }}"
+        pre_hook="{{ cdp.note_loaded_before() }}",
+        post_hook=[
+            "{{ cdp.forget_erased({'email': 'email'}) }}",
+            "{{ cdp.loaded_once(['email_event_id'], 'email_event_id') }}"
+        ]
     )
 }}
 

@@ -3,7 +3,11 @@
         materialized=cdp.incremental_on_duckdb(),
         unique_key='order_id',
         incremental_strategy='delete+insert',
-        post_hook="{{ cdp.forget_erased({'order_id': 'cast(order_id as string)'}) }}"
+        pre_hook="{{ cdp.note_loaded_before() }}",
+        post_hook=[
+            "{{ cdp.forget_erased({'order_id': 'cast(order_id as string)'}) }}",
+            "{{ cdp.loaded_once(['order_id', 'line_no'], 'order_id') }}"
+        ]
     )
 }}
 

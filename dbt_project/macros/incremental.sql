@@ -8,6 +8,29 @@
   {{ return('incremental' if target.type == 'duckdb' else 'table') }}
 {% endmacro %}
 
+{#- Post-hook of a kept model: no value of `columns` twice in it (`relation`, the model by
+    default), checked before the build commits, so a kept table never holds a duplicate and
+    its uniqueness needs no test of all its rows (DuckDB; Spark's tables are built whole and
+    tested whole). `written` is a filter keeping, of every duplicate that includes a row this
+    build wrote, all its rows (none: every row was written). -#}
+{% macro written_once(columns, written=none, relation=none) %}
+  {%- set relation = relation or this %}
+  {%- if target.type == 'duckdb' %}
+    select error('{{ relation }}: ' || count(*) || ' value(s) of {{ columns | join(", ") }}'
+        || ' twice, e.g. ' || any_value(duplicate::varchar))
+    from (
+        select ({{ columns | join(', ') }}) as duplicate
+        from {{ relation }}
+        {%- if written is not none %}
+        where {{ written }}
+        {%- endif %}
+        group by duplicate
+        having count(*) > 1
+    ) as twice
+    having count(*) > 0
+  {%- endif %}
+{% endmacro %}
+
 {#- A staging model replacing rows by `key` (delete+insert) has `columns` unique without a test
     of all its rows: its pre-hook `note_loaded_before()` notes the newest load it holds, and its
     post-hook `loaded_once(columns, key)` checks, before the build commits, the rows of every

@@ -181,29 +181,6 @@
     having count(*) > 0
 {% endmacro %}
 
-{#- Post-hook of a kept model: no value of `columns` twice in it (`relation`, the model by
-    default), checked before the build commits, so a kept table never holds a duplicate and
-    its uniqueness needs no test of all its rows (DuckDB; Spark's tables are built whole and
-    tested whole). `written` is a filter keeping, of every duplicate that includes a row this
-    build wrote, all its rows (none: every row was written). -#}
-{% macro written_once(columns, written=none, relation=none) %}
-  {%- set relation = relation or this %}
-  {%- if target.type == 'duckdb' %}
-    select error('{{ relation }}: ' || count(*) || ' value(s) of {{ columns | join(", ") }}'
-        || ' twice, e.g. ' || any_value(duplicate::varchar))
-    from (
-        select ({{ columns | join(', ') }}) as duplicate
-        from {{ relation }}
-        {%- if written is not none %}
-        where {{ written }}
-        {%- endif %}
-        group by duplicate
-        having count(*) > 1
-    ) as twice
-    having count(*) > 0
-  {%- endif %}
-{% endmacro %}
-
 {#- Whether `__changes` lists what to recompute: false without the table (observations
     written by other means) or when it holds a build from scratch; then everything is. Asked
     of the warehouse, not dbt's cache: the table may have been made by this same build. -#}

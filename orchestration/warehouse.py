@@ -76,6 +76,8 @@ def connect(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         # UTC for text timestamps without an offset; raw tables keep no row order, which
         # lets DuckDB insert in parallel.
         con.execute("set TimeZone = 'UTC'; set preserve_insertion_order = false")
+        # as dbt's (profiles.yml): no vacuum at checkpoints, compact_fragmented_tables instead
+        con.execute("set max_vacuum_tasks = 0")
         # the same cap as dbt's (profiles.yml): spill to disk rather than be OOM-killed
         con.execute("set memory_limit = ?", [memory_limit()])
         con.execute("set temp_directory = ?", [str(spill_directory(path.parent))])
@@ -177,3 +179,39 @@ def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None)
 
 def table_row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return scalar(con, f"select count(*) from {table}")
+
+
+def compact_fragmented_tables(
+    con: duckdb.DuckDBPyConnection, min_rows: int = 100_000
+) -> dict[str, int]:
+    """Write again every table of at least `min_rows` stored rows that stores more deleted
+    rows than live ones; returns the deleted rows dropped, by table.
+
+    Neither dbt nor the pipeline lets DuckDB vacuum at its checkpoints (profiles.yml and
+    `connect`: max_vacuum_tasks 0). A night replaces a tenth of the rows of the tables kept per
+    person, scattered over all of them, and the vacuum then merges the rows left beside the
+    deleted ones, which rewrites the whole table: a checkpoint of 5.4 s instead of 0.5 s for
+    the profiles of a million persons (docs/benchmarks.md). Without it a deleted row stays stored (a row
+    group deleted whole is still dropped) until this rewrites the table: every twenty nights
+    or so for those tables at the benchmark's pace. In place, in one transaction, so the table
+    keeps its definition."""
+    tables = con.execute(
+        "select schema_name, table_name, estimated_size from duckdb_tables() "
+        "where database_name = current_database() and not temporary and estimated_size >= ? "
+        "order by schema_name, table_name",
+        [min_rows],
+    ).fetchall()
+    dropped = {}
+    for schema, table, stored in tables:
+        name = f"{quote_ident(schema)}.{quote_ident(table)}"
+        live = table_row_count(con, name)
+        if stored <= 2 * live:
+            continue
+        con.execute("begin transaction")
+        con.execute(f"create temp table _compacting as select * from {name}")
+        con.execute(f"delete from {name}")
+        con.execute(f"insert into {name} select * from _compacting")
+        con.execute("drop table _compacting")
+        con.execute("commit")
+        dropped[f"{schema}.{table}"] = stored - live
+    return dropped

@@ -12,6 +12,7 @@ import duckdb
 import sqlalchemy as sa
 
 from orchestration.defs.shop.demo import load_shop_seeds
+from orchestration.warehouse import compact_fragmented_tables, connect
 
 from .conftest import SEEDS, run_cdp
 from .identity_dbt import dbt
@@ -465,3 +466,43 @@ def test_a_shop_staging_table_written_with_a_key_twice_stops_the_build(demo_ware
     assert twice.returncode != 0
     assert 'stg_shop__email_events": 1 value(s) of email_event_id twice' in twice.stdout
     assert staged_email_events(data_dir) == before  # nothing committed
+
+
+def test_a_table_storing_more_deleted_rows_than_live_ones_is_written_again(
+    demo_warehouse, tmp_path
+):
+    """Checkpoints do not vacuum (profiles.yml, `connect`), so a deleted row stays stored;
+    after publishing, a table storing more deleted rows than live ones is written again with
+    the same rows and its definition, and a table below that is left as it is."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(demo_warehouse, path)
+    profiles, activity = "int_customers__profiles", "int_customers__web_activity"
+
+    def stored_and_live(con, table: str) -> tuple[int, int]:
+        (stored,) = con.execute(
+            "select estimated_size from duckdb_tables() where table_name = ?", [table]
+        ).fetchone()
+        return stored, con.execute(f"select count(*) from intermediate.{table}").fetchone()[0]
+
+    def content(con, table: str) -> tuple[list, list]:
+        rows = con.execute(f"select * from intermediate.{table} order by all").fetchall()
+        columns = con.execute(f"describe intermediate.{table}").fetchall()
+        return rows, columns
+
+    with connect(path) as con:
+        con.execute(f"delete from intermediate.{profiles} where hash(customer_key) % 4 <> 0")
+        con.execute(f"delete from intermediate.{activity} where hash(customer_key) % 4 = 0")
+        con.execute("checkpoint")
+        stored, live = stored_and_live(con, profiles)
+        assert stored > 2 * live > 0  # three in four deleted, still stored
+        kept = stored_and_live(con, activity)
+        assert kept[1] < kept[0] <= 2 * kept[1]  # one in four
+        before = {table: content(con, table) for table in (profiles, activity)}
+
+        dropped = compact_fragmented_tables(con, min_rows=0)
+
+    assert dropped == {f"intermediate.{profiles}": stored - live}
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert stored_and_live(con, profiles) == (live, live)
+        assert stored_and_live(con, activity) == kept
+        assert {table: content(con, table) for table in (profiles, activity)} == before

@@ -20,8 +20,8 @@ from orchestration.defs.privacy.masking import masked_select
 from orchestration.defs.privacy.traces import compact_warehouse
 from orchestration.resources import WarehouseResource
 from orchestration.settings import load_settings
+from orchestration.warehouse import compact_fragmented_tables, replace_durably, scalar
 from orchestration.warehouse import connect as connect_warehouse
-from orchestration.warehouse import replace_durably, scalar
 
 # The file is written in a format DuckDB 1.4 and later read: BI tools bundle older DuckDB
 # releases than ours (Evidence's connector 1.4), and cannot open a file in a newer format.
@@ -237,6 +237,8 @@ def published_marts(
     quality = run_quality(context, warehouse.path, marts_path)
     counts = publish_marts(warehouse.path, marts_path, quality, mask_salt)
     with connect_warehouse(warehouse.path) as con:
+        # published already: BI tools do not wait for it
+        fragmented = compact_fragmented_tables(con)
         not_recorded = record_publication(
             con, downstream_of_sources(), _built(context), settings, context.run_id
         )
@@ -247,6 +249,8 @@ def published_marts(
             # what `cdp run` compares the sources with, to rebuild only what changed since
             "inputs_recorded": not_recorded or "yes",
             "warehouse_compacted_after_erasure": compacted,
+            # deleted rows still stored, dropped from the tables holding more than live ones
+            "deleted_rows_dropped": fragmented or "none",
             "personal_data": "published" if settings.publish_pii else "masked",
             "run_quality_rows": len(quality),
             "seconds": round(time.perf_counter() - started, 2),

@@ -191,10 +191,10 @@ def compact_fragmented_tables(
     `connect`: max_vacuum_tasks 0). A night replaces a tenth of the rows of the tables kept per
     person, scattered over all of them, and the vacuum then merges the rows left beside the
     deleted ones, which rewrites the whole table: a checkpoint of 5.4 s instead of 0.5 s for
-    the profiles of a million persons (docs/benchmarks.md). Without it a deleted row stays stored (a row
-    group deleted whole is still dropped) until this rewrites the table: every twenty nights
-    or so for those tables at the benchmark's pace. In place, in one transaction, so the table
-    keeps its definition."""
+    the profiles of a million persons (docs/benchmarks.md). Without it a deleted row stays
+    stored (a row group deleted whole is still dropped) until this rewrites the table: every
+    twenty nights or so for those tables at the benchmark's pace. In place, in one transaction,
+    so the table keeps its definition."""
     tables = con.execute(
         "select schema_name, table_name, estimated_size from duckdb_tables() "
         "where database_name = current_database() and not temporary and estimated_size >= ? "

@@ -237,11 +237,11 @@ def published_marts(
     quality = run_quality(context, warehouse.path, marts_path)
     counts = publish_marts(warehouse.path, marts_path, quality, mask_salt)
     with connect_warehouse(warehouse.path) as con:
-        # published already: BI tools do not wait for it
-        fragmented = compact_fragmented_tables(con)
         not_recorded = record_publication(
             con, downstream_of_sources(), _built(context), settings, context.run_id
         )
+        # published and recorded already: BI tools and the next run do not wait for it
+        fragmented = compact_fragmented_tables(con)
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(marts_path)),

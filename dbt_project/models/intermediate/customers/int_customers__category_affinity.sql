@@ -1,12 +1,16 @@
 {#- Interest in product categories from behaviour, one row per person and category: every
     signal adds its weight (var `interests.weights`) to its product's category, halved every
-    `interests.half_life_days` days of age on CDP_AS_OF (a signal of today or later counts
-    whole). Signals: GA4 item views, cart adds and purchase items, and the lines of valid shop
-    orders; a line or item counts once whatever its quantity. A purchase is counted once: GA4
-    purchase items whose transaction_id is a shop order are left to the shop's lines, which
-    know whether the order counts (a cancelled or refunded order counts for nothing); GA4
-    purchases the shop does not know count as GA4 saw them. GA4 signals are summed per device
-    before the join to persons, so one row per device and category meets it. -#}
+    `interests.half_life_days` days before the person's latest signal (macros/interests.sql).
+    Signals: GA4 item views, cart adds and purchase items, and the lines of valid shop orders;
+    a line or item counts once whatever its quantity. A purchase is counted once: GA4 purchase
+    items whose transaction_id is a shop order are left to the shop's lines, which know whether
+    the order counts (a cancelled or refunded order counts for nothing); GA4 purchases the shop
+    does not know count as GA4 saw them. GA4 signals are summed per device before the join to
+    persons, so one row per device and category meets it. Kept per person: a build reads the
+    signals of the touched persons only (an order loaded since touches the persons of the
+    devices whose GA4 purchases carry its id). -#}
+{{ config(**cdp.per_person_model()) }}
+-- depends_on: {{ ref('int_customers__touched_persons') }}
 
 {%- set weights = var('interests')['weights'] %}
 
@@ -16,7 +20,7 @@ devices as (
 
     select identifier_value as device_id, customer_key
     from {{ ref('int_identity__customer_identities') }}
-    where identifier_type = 'device'
+    where identifier_type = 'device' and {{ cdp.touched_persons_only('customer_key') }}
 
 ),
 
@@ -31,6 +35,9 @@ web_items as (
 
     select items.*
     from {{ ref('stg_ga4__items') }} as items
+    {%- if cdp.only_touched_persons() %}
+    semi join devices using (device_id)
+    {%- endif %}
     anti join shop_orders
         on items.event_name = 'purchase' and shop_orders.transaction_id = items.transaction_id
     where items.device_id is not null and items.category is not null
@@ -47,8 +54,9 @@ per_device as (
                 {%- for event_name, weight in weights.items() %}
                 when '{{ event_name }}' then {{ weight }}
                 {%- endfor %}
-            end * {{ interest_decay('event_at') }}
-        ) as score,
+            end * {{ interest_growth('event_at') }}
+        ) as grown,
+        max(cast(event_at as date)) as last_day,
         count(*) filter (where event_name = 'view_item') as views,
         count(*) filter (where event_name = 'add_to_cart') as cart_adds,
         count(*) filter (where event_name = 'purchase') as purchases
@@ -62,12 +70,14 @@ shop_lines as (
     select
         orders.customer_key,
         products.category,
-        sum({{ weights['purchase'] }} * {{ interest_decay('orders.ordered_at') }}) as score,
+        sum({{ weights['purchase'] }} * {{ interest_growth('orders.ordered_at') }}) as grown,
+        max(cast(orders.ordered_at as date)) as last_day,
         count(*) as purchases
     from {{ ref('int_customers__orders') }} as orders
     inner join {{ ref('stg_shop__order_items') }} as items using (order_id)
     inner join {{ ref('stg_shop__products') }} as products using (product_id)
     where orders.is_valid and products.category is not null
+        and {{ cdp.touched_persons_only('orders.customer_key') }}
     group by orders.customer_key, products.category
 
 ),
@@ -77,14 +87,15 @@ signals as (
     select
         devices.customer_key,
         per_device.category,
-        per_device.score,
+        per_device.grown,
+        per_device.last_day,
         per_device.views,
         per_device.cart_adds,
         per_device.purchases
     from per_device
     inner join devices using (device_id)
     union all
-    select customer_key, category, score, 0, 0, purchases
+    select customer_key, category, grown, last_day, 0, 0, purchases
     from shop_lines
 
 ),
@@ -94,13 +105,27 @@ summed as (
     select
         customer_key,
         category,
-        -- rounded, so that equal signals summed in another order still tie
-        {{ cdp.round_half_up('sum(score)', 6) }} as score,
+        sum(grown) as grown,
+        max(max(last_day)) over (partition by customer_key) as latest_day,
         sum(views)::bigint as views,
         sum(cart_adds)::bigint as cart_adds,
         sum(purchases)::bigint as purchases
     from signals
     group by customer_key, category
+
+),
+
+scored as (
+
+    select
+        customer_key,
+        category,
+        -- rounded, so that equal signals summed in another order still tie
+        {{ cdp.round_half_up('grown / ' ~ interest_growth('latest_day'), 6) }} as score,
+        views,
+        cart_adds,
+        purchases
+    from summed
 
 )
 
@@ -113,4 +138,4 @@ select
     views,
     cart_adds,
     purchases
-from summed
+from scored

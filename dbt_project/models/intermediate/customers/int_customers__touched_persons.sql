@@ -1,6 +1,7 @@
 {#- The persons whose per-person models must be recomputed (macros/persons.sql): every person,
     new or gone, of an identifier whose person or first or last sighting changed since the last
-    build, the persons of the shop rows and GA4 device days loaded since, and those with an
+    build, the persons of the shop rows and GA4 device days loaded since (and of the devices
+    whose GA4 purchases carry the id of an order loaded since), and those with an
     email event the engagement window passed over as the date moved. Everyone when
     that would not be exact: on the first build and a full refresh, when the project or its
     settings changed (CDP_BUILD_DEFINITION), when a Sheets tab or the product catalog changed,
@@ -15,6 +16,7 @@
         post_hook="{{ cdp.keep_touched_persons_state() }}"
     )
 }}
+-- depends_on: {{ ref('stg_ga4__items') }}
 
 {%- set marks_state = cdp.state_relation('marks') %}
 {%- set recent_state = cdp.state_relation('recent_devices') %}
@@ -83,6 +85,16 @@ loaded_identifiers as materialized (
     select 'order_id' as identifier_type, order_id::string as identifier_value
     from {{ ref('stg_shop__orders') }}
     where _loaded_at > (select orders from since)
+    union all
+    -- the devices of GA4 purchases of an order loaded since, whoever's they are: the order's
+    -- lines count for the purchase now, not GA4's items (int_customers__category_affinity)
+    select 'device', device_id
+    from {{ ref('stg_ga4__items') }}
+    where event_name = 'purchase' and device_id is not null
+        and transaction_id in (
+            select order_id::string from {{ ref('stg_shop__orders') }}
+            where _loaded_at > (select orders from since)
+        )
     union all
     select 'order_id', order_id::string
     from {{ ref('stg_shop__order_items') }}

@@ -1,7 +1,6 @@
 {#- The golden record: one row per person (customer_key). int_customers__profiles holds it,
     kept from build to build per person; added here, for everyone on every build, what moves
-    with the date (age) and the strongest interests by behaviour, whose decay runs from
-    today. -#}
+    with the date (age) and the strongest interests by behaviour. -#}
 
 with
 

@@ -8,9 +8,8 @@
     the order counts (a cancelled or refunded order counts for nothing); GA4 purchases the shop
     does not know count as GA4 saw them. GA4 signals are summed per device, category and day
     before the join to persons, so one row per device, category and day meets it. Kept per
-    person: a build reads the
-    signals of the touched persons only (an order loaded since touches the persons of the
-    devices whose GA4 purchases carry its id). -#}
+    person: a build reads the signals of the touched persons only (an order loaded since
+    touches the persons of the devices whose GA4 purchases carry its id). -#}
 {{ config(**cdp.per_person_model()) }}
 -- depends_on: {{ ref('int_customers__touched_persons') }}
 

@@ -84,10 +84,18 @@ def run_pipeline(data_dir: Path, env: dict[str, str]) -> tuple[Usage, list[str],
     return used, run_ids, "nothing new" not in stdout
 
 
-def step_report(data_dir: Path, run_ids: list[str]) -> list[tuple[str, float, int | None]]:
-    """(step, seconds, rows read) for every step of the runs, from Dagster's event log."""
+class StepReport(NamedTuple):
+    """What Dagster's event log says of the runs: (step, seconds, rows read) for every step,
+    and the deleted rows the publication's compaction dropped, by table (its seconds are the
+    publication step's)."""
+
+    steps: list[tuple[str, float, int | None]]
+    compacted: dict[str, int]
+
+
+def step_report(data_dir: Path, run_ids: list[str]) -> StepReport:
     instance = dg.DagsterInstance.local_temp(tempdir=str(data_dir / "dagster"))
-    started, finished, rows = {}, {}, {}
+    started, finished, rows, compacted = {}, {}, {}, {}
     records = [record for run_id in run_ids for record in instance.all_logs(run_id)]
     for record in records:
         event = record.dagster_event
@@ -98,13 +106,18 @@ def step_report(data_dir: Path, run_ids: list[str]) -> list[tuple[str, float, in
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             finished[event.step_key] = record.timestamp
         elif event.event_type_value == "ASSET_MATERIALIZATION":
-            value = event.event_specific_data.materialization.metadata.get("rows_read")
+            metadata = event.event_specific_data.materialization.metadata
+            value = metadata.get("rows_read")
             if value is not None:
                 rows[event.step_key] = rows.get(event.step_key, 0) + value.value
-    return [
+            dropped = metadata.get("deleted_rows_dropped")
+            if dropped is not None and isinstance(dropped.value, dict):
+                compacted.update(dropped.value)
+    steps = [
         (step, finished.get(step, start) - start, rows.get(step))
         for step, start in sorted(started.items(), key=lambda kv: kv[1])
     ]
+    return StepReport(steps, compacted)
 
 
 def copy_last_day(out: Path, shard: str, day: int, until_hour: int = 24) -> None:
@@ -195,9 +208,16 @@ def main() -> None:
             f"{used.peak_rss_gib:.2f} GiB ({args.persons:,} persons{built})\n"
         )
         print("| step | seconds | rows read | rows/s |\n|---|---:|---:|---:|")
-        for step, step_seconds, rows in step_report(data_dir, run_ids):
+        report = step_report(data_dir, run_ids)
+        for step, step_seconds, rows in report.steps:
             rate = f"{rows / step_seconds:,.0f}" if rows and step_seconds else ""
             print(f"| {step} | {step_seconds:.1f} | {rows if rows is not None else ''} | {rate} |")
+        if report.compacted:
+            print(
+                f"\nafter the publication, {len(report.compacted)} tables holding more deleted "
+                f"rows than live ones written again: {sum(report.compacted.values()):,} "
+                "deleted rows dropped"
+            )
     with connect(data_dir / "warehouse.duckdb") as con:  # the pipeline's own settings
         settings = con.execute(
             "select current_setting('threads'), current_setting('memory_limit')"
